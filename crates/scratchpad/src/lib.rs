@@ -1,0 +1,49 @@
+//! The scratch-pool SPI of the scratchpad runtime.
+//!
+//! Every short-lived intermediate buffer of a forward pass is a [`Lease`]
+//! from one [`Pool`], reached through [`ExecutionContext::scratch`]. The pool
+//! is a strategy ([`ScratchPool`], chosen by name at run time) over a kind of
+//! raw memory ([`Memory`]: [`HostMemory`] here, device memory in
+//! `scratchpad-cuda`). Leases come from scopes ([`Pool::scope`]) and borrow
+//! them, so no lease outlives the memory it points into; live leases never
+//! share a byte.
+//!
+//! Around that: [`PoolStats`] (the same figures for every strategy),
+//! [`Trace`] (record, save, replay through any strategy, lower bound), and
+//! [`CountingAlloc`] (the process's heap allocations, the truth behind
+//! "zero allocations").
+//!
+//! The strategies: `noop`, `size-classed`, `best-fit`, `arena`, `planned`,
+//! `workspace` ([`STRATEGY_NAMES`], [`create_strategy`]).
+
+mod backing;
+mod context;
+mod counting_alloc;
+mod error;
+mod lease;
+mod memory;
+mod phase;
+mod pool;
+mod scope;
+mod scratch_pool;
+mod shared_pool;
+mod stats;
+pub mod strategy;
+mod tag;
+mod trace;
+
+pub use backing::Backing;
+pub use context::ExecutionContext;
+pub use counting_alloc::{AllocCounts, CountingAlloc};
+pub use error::ScratchError;
+pub use lease::Lease;
+pub use memory::{BLOCK_ALIGN, HostMemory, HostPtr, Memory};
+pub use phase::Phase;
+pub use pool::Pool;
+pub use scope::Scope;
+pub use scratch_pool::{Grant, Request, ScratchPool};
+pub use shared_pool::SharedPool;
+pub use stats::{Counters, PoolStats, StrategyStats, TagStats};
+pub use strategy::{MAX_RETAINED_ENV, PoolOptions, STRATEGY_NAMES, create_strategy};
+pub use tag::Tag;
+pub use trace::{Event, ReplayReport, TRACE_FORMAT, TRACE_VERSION, Trace};

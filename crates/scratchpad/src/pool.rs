@@ -1,0 +1,476 @@
+//! [`Pool`]: the front end every caller uses. It owns a strategy, hands out
+//! typed leases through scopes, keeps the strategy-independent statistics,
+//! and records traces.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use crate::trace::Recorder;
+use crate::{
+    BLOCK_ALIGN, Grant, Memory, Phase, PoolOptions, PoolStats, Request, ScratchError, ScratchPool,
+    Scope, Tag, TagStats, Trace,
+};
+
+/// A slot index that marks an empty lease, which holds no memory.
+pub(crate) const EMPTY_SLOT: u32 = u32::MAX;
+
+/// A scratch pool: a strategy behind the typed, scoped lease API.
+///
+/// Leases come from [`Pool::scope`] (or [`Pool::step`], a scope that is also
+/// one step of a phase); everything acquired inside a scope is released when
+/// it ends, and a lease cannot outlive it. One pool serves one thread at a
+/// time (`Send`, not `Sync`); [`crate::SharedPool`] shares one.
+///
+/// ```
+/// use scratchpad::{HostMemory, Pool, PoolOptions, tag};
+/// let pool = Pool::with_strategy("best-fit", HostMemory, &PoolOptions::default())?;
+/// let sum = pool.scope(|s| -> Result<f32, scratchpad::ScratchError> {
+///     let mut row = s.acquire::<f32>(288, tag!("doc.row"))?;
+///     row.fill(0.5);
+///     Ok(row.iter().sum())
+/// })?;
+/// assert_eq!(sum, 144.0);
+/// assert_eq!(pool.stats().live_bytes, 0);
+/// # Ok::<(), scratchpad::ScratchError>(())
+/// ```
+pub struct Pool<M: Memory> {
+    core: RefCell<Core<M>>,
+}
+
+impl<M: Memory> Pool<M> {
+    /// A pool over the given strategy.
+    pub fn new(strategy: Box<dyn ScratchPool<M>>) -> Self {
+        Pool { core: RefCell::new(Core::new(strategy)) }
+    }
+
+    /// A pool over the strategy called `name` (see [`crate::STRATEGY_NAMES`]).
+    pub fn with_strategy(name: &str, memory: M, options: &PoolOptions) -> Result<Self, ScratchError> {
+        Ok(Pool::new(crate::create_strategy(name, memory, options)?))
+    }
+
+    /// The strategy's name.
+    pub fn strategy_name(&self) -> &'static str {
+        self.core.borrow().strategy.name()
+    }
+
+    /// Runs `f` in a new scope: leases acquired from it are released when it
+    /// returns (or unwinds) at the latest. Scopes nest.
+    pub fn scope<R>(&self, f: impl for<'s> FnOnce(&'s Scope<'s, M>) -> R) -> R {
+        run_scope(&self.core, f)
+    }
+
+    /// Runs `f` as one step of `phase`, in its own scope. The planned
+    /// strategy measures the first step of a phase and serves later steps of
+    /// that phase from the plan.
+    pub fn step<R>(&self, phase: Phase, f: impl for<'s> FnOnce(&'s Scope<'s, M>) -> R) -> R {
+        self.begin_step(phase);
+        let _end = StepGuard { core: &self.core };
+        run_scope(&self.core, f)
+    }
+
+    /// Marks the start of a step of `phase` (ends an open step first). Prefer
+    /// [`Pool::step`]; this is for callers whose step spans several scopes.
+    pub fn begin_step(&self, phase: Phase) {
+        self.core.borrow_mut().begin_step(phase);
+    }
+
+    /// Marks the end of the current step, if one is open.
+    pub fn end_step(&self) {
+        self.core.borrow_mut().end_step();
+    }
+
+    /// Makes the next step of `phase` a measuring step again (`planned`).
+    pub fn remeasure(&self, phase: Phase) {
+        self.core.borrow_mut().strategy.remeasure(phase);
+    }
+
+    /// Returns idle memory to the backing.
+    pub fn trim(&self) {
+        self.core.borrow_mut().strategy.trim();
+    }
+
+    /// Starts a new peak window: peaks of live and reserved bytes (overall,
+    /// per phase, per tag) restart from the current values.
+    pub fn reset_peaks(&self) {
+        self.core.borrow_mut().reset_peaks();
+    }
+
+    /// The pool's statistics now. Allocation-free.
+    pub fn stats(&self) -> PoolStats {
+        self.core.borrow().stats()
+    }
+
+    /// Per-call-site figures for every tag this pool has seen. Allocates.
+    pub fn tag_stats(&self) -> Vec<TagStats> {
+        self.core.borrow().tag_stats()
+    }
+
+    /// Turns the check of every grant (in bounds, aligned, overlapping no live
+    /// lease) on or off. On by default in debug builds; costs a scan of the
+    /// live leases per acquire.
+    pub fn set_verify(&self, verify: bool) {
+        self.core.borrow_mut().verify = verify;
+    }
+
+    /// Starts recording every acquire, release, scope and step into a
+    /// [`Trace`]. Recording allocates; keep it out of counted windows.
+    pub fn start_trace(&self) {
+        self.core.borrow_mut().recorder = Some(Box::new(Recorder::new()));
+    }
+
+    /// Stops recording and returns the trace recorded since
+    /// [`Pool::start_trace`], if one was started.
+    pub fn take_trace(&self) -> Option<Trace> {
+        self.core.borrow_mut().recorder.take().map(|r| r.finish())
+    }
+
+    pub(crate) fn core(&self) -> &RefCell<Core<M>> {
+        &self.core
+    }
+}
+
+/// Opens a scope on `core`, runs `f` in it and closes it, also on unwind.
+pub(crate) fn run_scope<M: Memory, R>(
+    core: &RefCell<Core<M>>,
+    f: impl for<'s> FnOnce(&'s Scope<'s, M>) -> R,
+) -> R {
+    let depth = core.borrow_mut().enter_scope();
+    let _exit = ScopeGuard { core, depth };
+    let scope = Scope::new(core, depth);
+    f(&scope)
+}
+
+struct ScopeGuard<'p, M: Memory> {
+    core: &'p RefCell<Core<M>>,
+    depth: u32,
+}
+
+impl<M: Memory> Drop for ScopeGuard<'_, M> {
+    fn drop(&mut self) {
+        self.core.borrow_mut().exit_scope(self.depth);
+    }
+}
+
+struct StepGuard<'p, M: Memory> {
+    core: &'p RefCell<Core<M>>,
+}
+
+impl<M: Memory> Drop for StepGuard<'_, M> {
+    fn drop(&mut self) {
+        self.core.borrow_mut().end_step();
+    }
+}
+
+/// One live lease, as the core remembers it.
+struct LiveEntry<P> {
+    request: Request,
+    grant: Grant<P>,
+    depth: u32,
+    id: u64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct TagCounters {
+    acquires: u64,
+    live_bytes: usize,
+    peak_live_bytes: usize,
+}
+
+/// The state behind a [`Pool`]: the strategy, the table of live leases,
+/// scope depth and the strategy-independent counters. All of it is
+/// bookkeeping; views are built by leases.
+pub(crate) struct Core<M: Memory> {
+    strategy: Box<dyn ScratchPool<M>>,
+    /// Live leases by slot; `None` slots are listed in `free_slots`.
+    slots: Vec<Option<LiveEntry<M::Ptr>>>,
+    free_slots: Vec<u32>,
+    /// Open scopes; the innermost has this depth (0: none open).
+    depth: u32,
+    /// Live (non-empty) leases owned by each open scope, by depth.
+    live_per_depth: Vec<u32>,
+    /// The shallowest scope that acquired a lease while a deeper scope was
+    /// open; scopes deeper than it may not recycle their memory on exit.
+    pin_depth: u32,
+    phase: Option<Phase>,
+    next_id: u64,
+    acquires: u64,
+    releases: u64,
+    empty_acquires: u64,
+    bytes_requested: u64,
+    live_bytes: usize,
+    peak_live_bytes: usize,
+    phase_peak_live_bytes: [usize; 2],
+    live_capacity_bytes: usize,
+    peak_internal_waste_bytes: usize,
+    tags: Vec<TagCounters>,
+    pub(crate) verify: bool,
+    recorder: Option<Box<Recorder>>,
+}
+
+impl<M: Memory> Core<M> {
+    fn new(strategy: Box<dyn ScratchPool<M>>) -> Self {
+        Core {
+            strategy,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            depth: 0,
+            live_per_depth: vec![0],
+            pin_depth: u32::MAX,
+            phase: None,
+            next_id: 0,
+            acquires: 0,
+            releases: 0,
+            empty_acquires: 0,
+            bytes_requested: 0,
+            live_bytes: 0,
+            peak_live_bytes: 0,
+            phase_peak_live_bytes: [0; 2],
+            live_capacity_bytes: 0,
+            peak_internal_waste_bytes: 0,
+            tags: Vec::new(),
+            verify: cfg!(debug_assertions),
+            recorder: None,
+        }
+    }
+
+    pub(crate) fn strategy_name(&self) -> &'static str {
+        self.strategy.name()
+    }
+
+    pub(crate) fn memory(&self) -> &M {
+        self.strategy.memory()
+    }
+
+    fn tag_counters(&mut self, tag: Tag) -> &mut TagCounters {
+        if tag.index() >= self.tags.len() {
+            self.tags.resize(tag.index() + 1, TagCounters::default());
+        }
+        &mut self.tags[tag.index()]
+    }
+
+    /// Serves a request for a scope at `depth`, returning the lease's slot
+    /// (or [`EMPTY_SLOT`]), its address and whether it is known to be zero.
+    pub(crate) fn acquire(
+        &mut self,
+        bytes: usize,
+        align: usize,
+        tag: Tag,
+        depth: u32,
+    ) -> Result<(u32, M::Ptr, bool), ScratchError> {
+        if !align.is_power_of_two() || align > BLOCK_ALIGN {
+            return Err(ScratchError::BadAlignment { align });
+        }
+        debug_assert!(depth >= 1 && depth <= self.depth, "a scope outlived its closure");
+        if bytes == 0 {
+            self.acquires += 1;
+            self.empty_acquires += 1;
+            self.tag_counters(tag).acquires += 1;
+            return Ok((EMPTY_SLOT, M::dangling(), true));
+        }
+        let request = Request { bytes, align, tag };
+        let grant = self.strategy.acquire(request)?;
+        if self.verify {
+            self.check_grant(&request, &grant);
+        }
+        if depth < self.depth {
+            self.pin_depth = self.pin_depth.min(depth);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = LiveEntry { request, grant, depth, id };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.live_per_depth[depth as usize] += 1;
+        self.acquires += 1;
+        self.bytes_requested += bytes as u64;
+        self.live_bytes += bytes;
+        self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+        if let Some(phase) = self.phase {
+            let peak = &mut self.phase_peak_live_bytes[phase.index()];
+            *peak = (*peak).max(self.live_bytes);
+        }
+        self.live_capacity_bytes += grant.capacity;
+        let waste = self.live_capacity_bytes - self.live_bytes;
+        self.peak_internal_waste_bytes = self.peak_internal_waste_bytes.max(waste);
+        let counters = self.tag_counters(tag);
+        counters.acquires += 1;
+        counters.live_bytes += bytes;
+        counters.peak_live_bytes = counters.peak_live_bytes.max(counters.live_bytes);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.acquire(id, bytes, align, tag);
+        }
+        Ok((slot, M::offset(grant.base, grant.offset), grant.fresh))
+    }
+
+    /// Zeroes `bytes` bytes of the live lease in `slot` at `ptr`.
+    pub(crate) fn zero(&self, slot: u32, ptr: M::Ptr, bytes: usize) {
+        debug_assert!(self.slots[slot as usize].is_some());
+        // SAFETY: `ptr` is the start of the live lease in `slot`, which the
+        // strategy granted at least `bytes` bytes inside one of its blocks;
+        // the lease has not been handed to its owner yet, so no one else
+        // accesses those bytes.
+        unsafe { self.memory().zero(ptr, bytes) };
+    }
+
+    /// The grant must lie in bounds, be aligned, and overlap no live lease.
+    fn check_grant(&self, request: &Request, grant: &Grant<M::Ptr>) {
+        let name = self.strategy.name();
+        assert!(
+            grant.capacity >= request.bytes,
+            "strategy `{name}` granted {} bytes for a request of {}",
+            grant.capacity,
+            request.bytes
+        );
+        let start = M::address(M::offset(grant.base, grant.offset));
+        assert!(
+            start % request.align == 0,
+            "strategy `{name}` granted address {start:#x}, not aligned to {}",
+            request.align
+        );
+        let end = start + grant.capacity;
+        for entry in self.slots.iter().flatten() {
+            let other = M::address(M::offset(entry.grant.base, entry.grant.offset));
+            let other_end = other + entry.grant.capacity;
+            assert!(
+                end <= other || other_end <= start,
+                "strategy `{name}` granted [{start:#x}, {end:#x}) overlapping the live lease \
+                 [{other:#x}, {other_end:#x})"
+            );
+        }
+    }
+
+    pub(crate) fn release(&mut self, slot: u32) {
+        let entry = self.slots[slot as usize].take().expect("released a lease twice");
+        self.free_slots.push(slot);
+        self.live_per_depth[entry.depth as usize] -= 1;
+        self.releases += 1;
+        self.live_bytes -= entry.request.bytes;
+        self.live_capacity_bytes -= entry.grant.capacity;
+        self.tags[entry.request.tag.index()].live_bytes -= entry.request.bytes;
+        if let Some(recorder) = &mut self.recorder {
+            recorder.release(entry.id);
+        }
+        self.strategy.release(entry.request, entry.grant);
+    }
+
+    pub(crate) fn release_empty(&mut self) {
+        self.releases += 1;
+    }
+
+    pub(crate) fn enter_scope(&mut self) -> u32 {
+        self.depth += 1;
+        self.live_per_depth.push(0);
+        self.strategy.enter_scope();
+        if let Some(recorder) = &mut self.recorder {
+            recorder.scope();
+        }
+        self.depth
+    }
+
+    pub(crate) fn exit_scope(&mut self, depth: u32) {
+        assert_eq!(depth, self.depth, "scopes must close innermost first");
+        // Leases normally release themselves before their scope closes; the
+        // ones left were forgotten (`mem::forget`) and can no longer be used.
+        if self.live_per_depth[depth as usize] > 0 {
+            for slot in 0..self.slots.len() {
+                if self.slots[slot].as_ref().is_some_and(|e| e.depth == depth) {
+                    self.release(slot as u32);
+                }
+            }
+        }
+        let may_reset = self.pin_depth >= depth;
+        if may_reset {
+            self.pin_depth = u32::MAX;
+        }
+        self.strategy.exit_scope(may_reset);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.end_scope();
+        }
+        self.live_per_depth.pop();
+        self.depth -= 1;
+    }
+
+    pub(crate) fn begin_step(&mut self, phase: Phase) {
+        self.end_step();
+        self.phase = Some(phase);
+        self.strategy.begin_step(phase);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.step(phase);
+        }
+    }
+
+    pub(crate) fn end_step(&mut self) {
+        if self.phase.take().is_some() {
+            self.strategy.end_step();
+            if let Some(recorder) = &mut self.recorder {
+                recorder.end_step();
+            }
+        }
+    }
+
+    fn reset_peaks(&mut self) {
+        self.strategy.reset_peak();
+        self.peak_live_bytes = self.live_bytes;
+        self.phase_peak_live_bytes = [0; 2];
+        if let Some(phase) = self.phase {
+            self.phase_peak_live_bytes[phase.index()] = self.live_bytes;
+        }
+        self.peak_internal_waste_bytes = self.live_capacity_bytes - self.live_bytes;
+        for tag in &mut self.tags {
+            tag.peak_live_bytes = tag.live_bytes;
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let s = self.strategy.stats();
+        PoolStats {
+            acquires: self.acquires,
+            releases: self.releases,
+            hits: s.hits + self.empty_acquires,
+            misses: s.misses,
+            bytes_requested: self.bytes_requested,
+            live_bytes: self.live_bytes,
+            peak_live_bytes: self.peak_live_bytes,
+            phase_peak_live_bytes: self.phase_peak_live_bytes,
+            live_capacity_bytes: self.live_capacity_bytes,
+            peak_internal_waste_bytes: self.peak_internal_waste_bytes,
+            reserved_bytes: s.reserved_bytes,
+            peak_reserved_bytes: s.peak_reserved_bytes,
+            retained_bytes: s.retained_bytes,
+            evictions: s.evictions,
+            deviations: s.deviations,
+            trims: s.trims,
+            backing_allocations: s.backing_allocations,
+            backing_frees: s.backing_frees,
+        }
+    }
+
+    fn tag_stats(&self) -> Vec<TagStats> {
+        self.tags
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.acquires > 0)
+            .map(|(idx, c)| {
+                let tag = Tag::from_index(idx);
+                TagStats {
+                    tag,
+                    name: tag.name(),
+                    acquires: c.acquires,
+                    live_bytes: c.live_bytes,
+                    peak_live_bytes: c.peak_live_bytes,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A marker that makes a type neither `Send` nor `Sync`.
+pub(crate) type NotSend = PhantomData<*const ()>;

@@ -1,0 +1,170 @@
+//! Pool statistics: one struct for every strategy, plus a per-tag breakdown.
+
+use serde::Serialize;
+
+use crate::{Backing, Memory, Phase, Tag};
+
+/// The counters a strategy keeps itself; reservation figures come from its
+/// [`Backing`]. [`Counters::report`] merges the two into [`StrategyStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests served from memory the strategy already held.
+    pub hits: u64,
+    /// Requests that went to the backing memory.
+    pub misses: u64,
+    /// Idle buffers freed because a cap was exceeded.
+    pub evictions: u64,
+    /// Requests that did not follow a plan and were served elsewhere.
+    pub deviations: u64,
+    /// Calls to `trim`.
+    pub trims: u64,
+}
+
+impl Counters {
+    /// Merges these counters with the backing's reservation figures.
+    pub fn report<M: Memory>(&self, backing: &Backing<M>, retained_bytes: usize) -> StrategyStats {
+        StrategyStats {
+            hits: self.hits,
+            misses: self.misses,
+            evictions: self.evictions,
+            deviations: self.deviations,
+            trims: self.trims,
+            retained_bytes,
+            reserved_bytes: backing.reserved(),
+            peak_reserved_bytes: backing.peak_reserved(),
+            backing_allocations: backing.allocations(),
+            backing_frees: backing.frees(),
+        }
+    }
+}
+
+/// What a strategy reports about itself (see [`crate::ScratchPool::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StrategyStats {
+    /// Requests served from memory the strategy already held.
+    pub hits: u64,
+    /// Requests that went to the backing memory.
+    pub misses: u64,
+    /// Idle buffers freed because a cap was exceeded.
+    pub evictions: u64,
+    /// Requests that did not follow a plan.
+    pub deviations: u64,
+    /// Calls to `trim`.
+    pub trims: u64,
+    /// Bytes held idle, ready for reuse.
+    pub retained_bytes: usize,
+    /// Bytes held from the backing memory now.
+    pub reserved_bytes: usize,
+    /// The most bytes held at once in the current peak window.
+    pub peak_reserved_bytes: usize,
+    /// Allocations made from the backing memory.
+    pub backing_allocations: u64,
+    /// Blocks returned to the backing memory.
+    pub backing_frees: u64,
+}
+
+/// Statistics of a [`crate::Pool`]: the same fields for every strategy.
+///
+/// Counts accumulate from the pool's creation; peaks cover the window since
+/// the last [`crate::Pool::reset_peaks`]. Subtract two snapshots with
+/// [`PoolStats::since`] to get the counts of a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// Leases handed out (empty ones included).
+    pub acquires: u64,
+    /// Leases returned.
+    pub releases: u64,
+    /// Requests served from memory the pool already held (empty leases count
+    /// as hits: they touch no memory).
+    pub hits: u64,
+    /// Requests that went to the backing memory.
+    pub misses: u64,
+    /// Bytes asked for, summed over all acquires.
+    pub bytes_requested: u64,
+    /// Bytes held by live leases now, as requested.
+    pub live_bytes: usize,
+    /// The most bytes live at once: the lower bound of the work seen, which
+    /// no strategy can hold less than at its peak.
+    pub peak_live_bytes: usize,
+    /// The same maximum, kept per [`Phase`] over the steps of that phase.
+    pub phase_peak_live_bytes: [usize; 2],
+    /// Bytes set aside for live leases now (class sizes, whole buffers).
+    pub live_capacity_bytes: usize,
+    /// The most bytes set aside for live leases beyond what they asked for.
+    pub peak_internal_waste_bytes: usize,
+    /// Bytes held from the backing memory now.
+    pub reserved_bytes: usize,
+    /// The most bytes held from the backing at once.
+    pub peak_reserved_bytes: usize,
+    /// Bytes held idle, ready for reuse.
+    pub retained_bytes: usize,
+    /// Idle buffers freed because a cap was exceeded.
+    pub evictions: u64,
+    /// Requests that did not follow a plan (planned strategy only).
+    pub deviations: u64,
+    /// Calls to `trim`.
+    pub trims: u64,
+    /// Allocations made from the backing memory.
+    pub backing_allocations: u64,
+    /// Blocks returned to the backing memory.
+    pub backing_frees: u64,
+}
+
+impl PoolStats {
+    /// Hits over acquires, or 1 when nothing was acquired.
+    pub fn hit_rate(&self) -> f64 {
+        if self.acquires == 0 { 1.0 } else { self.hits as f64 / self.acquires as f64 }
+    }
+
+    /// Bytes set aside for live leases beyond what they asked for, now.
+    pub fn internal_waste_bytes(&self) -> usize {
+        self.live_capacity_bytes - self.live_bytes
+    }
+
+    /// Peak reserved over the lower bound (peak live bytes): 1.0 is perfect.
+    /// `None` when nothing was live.
+    pub fn peak_over_lower_bound(&self) -> Option<f64> {
+        (self.peak_live_bytes > 0)
+            .then(|| self.peak_reserved_bytes as f64 / self.peak_live_bytes as f64)
+    }
+
+    /// The lower bound of one phase: the most bytes live at once during its
+    /// steps.
+    pub fn lower_bound(&self, phase: Phase) -> usize {
+        self.phase_peak_live_bytes[phase.index()]
+    }
+
+    /// The counts accumulated since `earlier`; gauges and peaks are taken
+    /// from `self` as they are.
+    pub fn since(&self, earlier: &PoolStats) -> PoolStats {
+        PoolStats {
+            acquires: self.acquires - earlier.acquires,
+            releases: self.releases - earlier.releases,
+            hits: self.hits - earlier.hits,
+            misses: self.misses - earlier.misses,
+            bytes_requested: self.bytes_requested - earlier.bytes_requested,
+            evictions: self.evictions - earlier.evictions,
+            deviations: self.deviations - earlier.deviations,
+            trims: self.trims - earlier.trims,
+            backing_allocations: self.backing_allocations - earlier.backing_allocations,
+            backing_frees: self.backing_frees - earlier.backing_frees,
+            ..*self
+        }
+    }
+}
+
+/// Per-call-site figures (see [`crate::Pool::tag_stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TagStats {
+    /// The call site.
+    #[serde(skip)]
+    pub tag: Tag,
+    /// Its name.
+    pub name: &'static str,
+    /// Leases it acquired.
+    pub acquires: u64,
+    /// Bytes it holds in live leases now.
+    pub live_bytes: usize,
+    /// The most bytes it held in live leases at once.
+    pub peak_live_bytes: usize,
+}

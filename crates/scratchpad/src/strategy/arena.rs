@@ -1,0 +1,172 @@
+//! `arena`: bump allocation within chunks. Releasing the newest lease pops the
+//! bump pointer; other releases wait for their scope's end, which resets it
+//! (SmallMind's arena, ggml's context memory).
+
+use super::{round_up, too_large};
+use crate::{
+    BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError,
+    ScratchPool, StrategyStats,
+};
+
+/// The smallest chunk the arena allocates.
+const MIN_CHUNK: usize = 64 << 10;
+
+struct Chunk<P> {
+    base: P,
+    size: usize,
+    used: usize,
+}
+
+/// Bump allocation in a list of chunks. Chunks before `current` are full or
+/// in use, chunks after it are empty; a full chunk moves the arena to the
+/// next one that fits, or to a new one as large as everything reserved so
+/// far. When the outermost scope ends with several chunks, they are replaced
+/// by one chunk of their total size, so a steady workload settles into one
+/// chunk and no backing calls.
+pub struct Arena<M: Memory> {
+    backing: Backing<M>,
+    counters: Counters,
+    chunks: Vec<Chunk<M::Ptr>>,
+    /// Index of the chunk being bumped (0 when there are none).
+    current: usize,
+    /// `(chunk, used)` at the start of each open scope.
+    marks: Vec<(usize, usize)>,
+}
+
+impl<M: Memory> Arena<M> {
+    /// An arena over `memory`.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        Arena {
+            backing: Backing::with_limit(memory, options.reserve_limit),
+            counters: Counters::default(),
+            chunks: Vec::new(),
+            current: 0,
+            marks: Vec::with_capacity(16),
+        }
+    }
+
+    fn free_chunks_from(&mut self, first: usize) {
+        for chunk in self.chunks.drain(first..) {
+            // SAFETY: chunks past the current one hold no live lease, and
+            // callers free all chunks only when no scope (so no lease) is open.
+            unsafe { self.backing.free(chunk.base, chunk.size) };
+        }
+    }
+
+    /// Replaces several chunks by one of their total size. Only called when
+    /// no scope is open, so no lease lives in any chunk.
+    fn consolidate(&mut self) {
+        let total: usize = self.chunks.iter().map(|c| c.size).sum();
+        self.free_chunks_from(0);
+        self.current = 0;
+        if let Ok(base) = self.backing.allocate(total) {
+            self.chunks.push(Chunk { base, size: total, used: 0 });
+        }
+    }
+}
+
+// SAFETY: grants are `[start, start + bytes)` with `start` at or past the
+// chunk's bump pointer and the pointer moved past the end, so live leases in
+// a chunk never overlap. The pointer moves back only (a) on the release of
+// the lease that ends exactly at it and starts at or past the innermost
+// scope's mark, uncovering only that lease's bytes, or (b) on a scope exit
+// with `may_reset`, when every lease acquired since the scope's mark has been
+// released. Chunks are freed only when empty (past `current`) or when no
+// scope is open.
+unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
+    fn name(&self) -> &'static str {
+        "arena"
+    }
+
+    fn memory(&self) -> &M {
+        self.backing.memory()
+    }
+
+    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+        let bytes = request.bytes;
+        if let Some(chunk) = self.chunks.get_mut(self.current) {
+            let start = round_up(chunk.used, request.align).ok_or(too_large(bytes))?;
+            if start.checked_add(bytes).is_some_and(|end| end <= chunk.size) {
+                chunk.used = start + bytes;
+                self.counters.hits += 1;
+                let token = self.current as u32;
+                return Ok(Grant { base: chunk.base, offset: start, capacity: bytes, token, fresh: false });
+            }
+            if let Some(next) = (self.current + 1..self.chunks.len()).find(|&j| self.chunks[j].size >= bytes) {
+                self.current = next;
+                let chunk = &mut self.chunks[next];
+                chunk.used = bytes;
+                self.counters.hits += 1;
+                return Ok(Grant { base: chunk.base, offset: 0, capacity: bytes, token: next as u32, fresh: false });
+            }
+        }
+        let reserved = self.backing.reserved();
+        let size = round_up(bytes, BLOCK_ALIGN).ok_or(too_large(bytes))?.max(reserved).max(MIN_CHUNK);
+        let base = self.backing.allocate(size)?;
+        self.counters.misses += 1;
+        let idx = if self.chunks.is_empty() { 0 } else { self.current + 1 };
+        self.chunks.insert(idx, Chunk { base, size, used: bytes });
+        self.current = idx;
+        Ok(Grant { base, offset: 0, capacity: bytes, token: idx as u32, fresh: true })
+    }
+
+    fn release(&mut self, request: Request, grant: Grant<M::Ptr>) {
+        let chunk_idx = grant.token as usize;
+        if chunk_idx != self.current {
+            return;
+        }
+        let floor = match self.marks.last() {
+            Some(&(mark_chunk, mark_used)) if mark_chunk == chunk_idx => mark_used,
+            _ => 0,
+        };
+        let chunk = &mut self.chunks[chunk_idx];
+        if grant.offset + request.bytes == chunk.used && grant.offset >= floor {
+            chunk.used = grant.offset;
+        }
+    }
+
+    fn enter_scope(&mut self) {
+        let used = self.chunks.get(self.current).map_or(0, |c| c.used);
+        self.marks.push((self.current, used));
+    }
+
+    fn exit_scope(&mut self, may_reset: bool) {
+        let (mark_chunk, mark_used) = self.marks.pop().expect("exit_scope without enter_scope");
+        if !may_reset || self.chunks.is_empty() {
+            return;
+        }
+        for chunk in &mut self.chunks[mark_chunk + 1..=self.current] {
+            chunk.used = 0;
+        }
+        self.current = mark_chunk;
+        self.chunks[mark_chunk].used = mark_used;
+        if self.marks.is_empty() && self.chunks.len() > 1 {
+            self.consolidate();
+        }
+    }
+
+    fn trim(&mut self) {
+        self.counters.trims += 1;
+        if self.marks.is_empty() {
+            self.free_chunks_from(0);
+            self.current = 0;
+        } else if self.current + 1 < self.chunks.len() {
+            self.free_chunks_from(self.current + 1);
+        }
+    }
+
+    fn reset_peak(&mut self) {
+        self.backing.reset_peak();
+    }
+
+    fn stats(&self) -> StrategyStats {
+        let idle = self.chunks.iter().map(|c| c.size - c.used).sum();
+        self.counters.report(&self.backing, idle)
+    }
+}
+
+impl<M: Memory> Drop for Arena<M> {
+    fn drop(&mut self) {
+        self.free_chunks_from(0);
+    }
+}

@@ -1,0 +1,57 @@
+//! `noop`: every acquire allocates, every release frees. The baseline that
+//! shows what a runtime without a pool pays (SKaiNET's `NoopScratchPool`).
+
+use crate::{
+    Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
+    StrategyStats,
+};
+
+/// Allocates on acquire and frees on release; retains nothing.
+pub struct Noop<M: Memory> {
+    backing: Backing<M>,
+    counters: Counters,
+}
+
+impl<M: Memory> Noop<M> {
+    /// A noop pool over `memory`.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        Noop { backing: Backing::with_limit(memory, options.reserve_limit), counters: Counters::default() }
+    }
+}
+
+// SAFETY: every grant is a whole fresh block of exactly the request's size
+// from the backing, which is aligned to 64 and disjoint from every other live
+// block; it is freed only on the release of its own lease.
+unsafe impl<M: Memory> ScratchPool<M> for Noop<M> {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+
+    fn memory(&self) -> &M {
+        self.backing.memory()
+    }
+
+    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+        let base = self.backing.allocate(request.bytes)?;
+        self.counters.misses += 1;
+        Ok(Grant { base, offset: 0, capacity: request.bytes, token: 0, fresh: true })
+    }
+
+    fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
+        // SAFETY: the block was allocated for this lease alone, with this
+        // size, and the lease is gone.
+        unsafe { self.backing.free(grant.base, grant.capacity) };
+    }
+
+    fn trim(&mut self) {
+        self.counters.trims += 1;
+    }
+
+    fn reset_peak(&mut self) {
+        self.backing.reset_peak();
+    }
+
+    fn stats(&self) -> StrategyStats {
+        self.counters.report(&self.backing, 0)
+    }
+}

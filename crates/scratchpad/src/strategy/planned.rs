@@ -1,0 +1,305 @@
+//! `planned`: a measuring step records one step's requests, offsets are
+//! planned greedy-by-size into one slab, and later steps of the same phase
+//! are served at those offsets (oneDNN's user-managed scratchpad, ggml-alloc,
+//! TFLite's arena planner).
+
+use super::best_fit::FreeList;
+use super::round_up;
+use crate::{
+    BLOCK_ALIGN, Backing, Counters, Grant, Memory, Phase, PoolOptions, Request, ScratchError,
+    ScratchPool, StrategyStats,
+};
+
+/// Token of a lease served from the slab.
+const SLAB: u32 = 1 << 31;
+/// Token of a lease served during a measuring step: generation and index of
+/// its record.
+const MEASURED: u32 = 1 << 30;
+const GENERATION_SHIFT: u32 = 22;
+const GENERATION_MASK: u32 = 0xff;
+const RECORD_MASK: u32 = (1 << GENERATION_SHIFT) - 1;
+/// `last` of a record whose lease outlived the measuring step.
+const OPEN: u32 = u32::MAX;
+
+/// One request of the measuring step: its size (rounded to 64) and lifetime
+/// on the step's event clock.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    bytes: usize,
+    first: u32,
+    last: u32,
+}
+
+impl Record {
+    fn overlaps(&self, other: &Record) -> bool {
+        self.first < other.last && other.first < self.last
+    }
+}
+
+/// Where the n-th request of a step goes.
+#[derive(Clone, Copy, Debug)]
+struct Placement {
+    offset: usize,
+    bytes: usize,
+}
+
+/// A phase's plan: a placement per request, in request order.
+struct Plan {
+    placements: Vec<Placement>,
+    slab_bytes: usize,
+}
+
+impl Plan {
+    /// Greedy by size: requests in order of size (descending, ties by first
+    /// acquire), each at the lowest offset free of every already placed
+    /// request whose lifetime overlaps its own.
+    fn greedy_by_size(records: &[Record]) -> Plan {
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by(|&a, &b| {
+            records[b].bytes.cmp(&records[a].bytes).then(records[a].first.cmp(&records[b].first))
+        });
+        let mut offsets = vec![0usize; records.len()];
+        let mut placed: Vec<usize> = Vec::with_capacity(records.len());
+        let mut conflicts: Vec<(usize, usize)> = Vec::new();
+        for &idx in &order {
+            let record = records[idx];
+            conflicts.clear();
+            conflicts.extend(
+                placed
+                    .iter()
+                    .filter(|&&other| records[other].overlaps(&record))
+                    .map(|&other| (offsets[other], offsets[other].saturating_add(records[other].bytes))),
+            );
+            conflicts.sort_unstable();
+            let mut offset = 0usize;
+            for &(start, end) in &conflicts {
+                if offset.saturating_add(record.bytes) <= start {
+                    break;
+                }
+                offset = offset.max(end);
+            }
+            offsets[idx] = offset;
+            placed.push(idx);
+        }
+        let placements: Vec<Placement> = records
+            .iter()
+            .zip(&offsets)
+            .map(|(r, &offset)| Placement { offset, bytes: r.bytes })
+            .collect();
+        let slab_bytes =
+            placements.iter().map(|p| p.offset.saturating_add(p.bytes)).max().unwrap_or(0);
+        Plan { placements, slab_bytes }
+    }
+}
+
+/// Serves each step of a phase from a plan built by measuring the first step
+/// of that phase (or the next one after [`ScratchPool::remeasure`]). Run the
+/// measuring step at the largest size the run will reach: smaller requests
+/// fit their planned ranges, larger ones deviate.
+///
+/// Every acquire is checked against the slab leases still live; a request
+/// that is larger than planned, comes beyond the plan's end, or whose range
+/// is occupied (out-of-order calls) is served by a best-fit fallback and
+/// counted as a deviation, never aliased. Requests outside steps, or in a
+/// measuring step, use the fallback too. Both phases share one slab, sized
+/// for the larger plan, since steps of different phases never overlap.
+pub struct Planned<M: Memory> {
+    backing: Backing<M>,
+    counters: Counters,
+    fallback: FreeList<M::Ptr>,
+    slab: Option<M::Ptr>,
+    slab_bytes: usize,
+    /// `[start, end)` of every live lease in the slab.
+    slab_live: Vec<(usize, usize)>,
+    plans: [Option<Plan>; 2],
+    step: Option<Phase>,
+    /// Requests served so far in the current step.
+    step_index: usize,
+    measuring: bool,
+    records: Vec<Record>,
+    clock: u32,
+    generation: u32,
+}
+
+impl<M: Memory> Planned<M> {
+    /// A planned pool over `memory`; its fallback retains at most
+    /// `options.max_retained_bytes`.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        Planned {
+            backing: Backing::with_limit(memory, options.reserve_limit),
+            counters: Counters::default(),
+            fallback: FreeList::new(options.max_retained_bytes),
+            slab: None,
+            slab_bytes: 0,
+            slab_live: Vec::with_capacity(64),
+            plans: [None, None],
+            step: None,
+            step_index: 0,
+            measuring: false,
+            records: Vec::new(),
+            clock: 0,
+            generation: 0,
+        }
+    }
+
+    /// Bytes of the slab that serves `phase`'s plan, once one is built.
+    pub fn planned_bytes(&self, phase: Phase) -> Option<usize> {
+        self.plans[phase.index()].as_ref().map(|p| p.slab_bytes)
+    }
+
+    /// Grows the slab to the larger plan, if no lease lives in it.
+    fn fit_slab(&mut self) {
+        let needed = self.plans.iter().flatten().map(|p| p.slab_bytes).max().unwrap_or(0);
+        if needed <= self.slab_bytes || !self.slab_live.is_empty() {
+            return;
+        }
+        self.free_slab();
+        // On failure the slab stays empty and every planned request deviates
+        // to the fallback, which reports the error if it cannot serve either.
+        if let Ok(base) = self.backing.allocate(needed) {
+            self.slab = Some(base);
+            self.slab_bytes = needed;
+        }
+    }
+
+    fn free_slab(&mut self) {
+        debug_assert!(self.slab_live.is_empty());
+        if let Some(base) = self.slab.take() {
+            // SAFETY: no lease lives in the slab.
+            unsafe { self.backing.free(base, self.slab_bytes) };
+        }
+        self.slab_bytes = 0;
+    }
+
+    fn occupied(&self, start: usize, end: usize) -> bool {
+        self.slab_live.iter().any(|&(s, e)| start < e && s < end)
+    }
+
+    /// The slab range planned for the current request, if it is free.
+    fn planned_range(&self, phase: Phase, index: usize, request: Request) -> Option<usize> {
+        let placement = self.plans[phase.index()].as_ref()?.placements.get(index)?;
+        let end = placement.offset + request.bytes;
+        let fits = request.bytes <= placement.bytes
+            && end <= self.slab_bytes
+            && placement.offset % request.align == 0
+            && self.slab.is_some()
+            && !self.occupied(placement.offset, end);
+        fits.then_some(placement.offset)
+    }
+}
+
+// SAFETY: slab grants are `[offset, offset + bytes)` inside the slab, with
+// offsets multiples of 64 and the range checked free of every live slab lease
+// before it is granted; the slab is freed only when no lease lives in it.
+// Every other grant comes from the best-fit free list, which hands out whole
+// idle or fresh buffers (see `BestFit`).
+unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
+    fn name(&self) -> &'static str {
+        "planned"
+    }
+
+    fn memory(&self) -> &M {
+        self.backing.memory()
+    }
+
+    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+        if let Some(phase) = self.step {
+            let index = self.step_index;
+            self.step_index += 1;
+            if self.measuring {
+                let mut grant = self.fallback.acquire(&mut self.backing, &mut self.counters, request)?;
+                let record = self.records.len() as u32;
+                if record <= RECORD_MASK {
+                    let bytes = round_up(request.bytes, BLOCK_ALIGN).unwrap_or(usize::MAX);
+                    self.records.push(Record { bytes, first: self.clock, last: OPEN });
+                    grant.token = MEASURED | (self.generation << GENERATION_SHIFT) | record;
+                }
+                self.clock = self.clock.saturating_add(1);
+                return Ok(grant);
+            }
+            if self.plans[phase.index()].is_some() {
+                if let Some(offset) = self.planned_range(phase, index, request) {
+                    self.slab_live.push((offset, offset + request.bytes));
+                    self.counters.hits += 1;
+                    let base = self.slab.expect("checked by planned_range");
+                    return Ok(Grant { base, offset, capacity: request.bytes, token: SLAB, fresh: false });
+                }
+                self.counters.deviations += 1;
+            }
+        }
+        self.fallback.acquire(&mut self.backing, &mut self.counters, request)
+    }
+
+    fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
+        if grant.token & SLAB != 0 {
+            let idx = self
+                .slab_live
+                .iter()
+                .position(|&(start, _)| start == grant.offset)
+                .expect("a slab lease is recorded as live");
+            self.slab_live.swap_remove(idx);
+            return;
+        }
+        if grant.token & MEASURED != 0 && self.measuring {
+            let generation = (grant.token >> GENERATION_SHIFT) & GENERATION_MASK;
+            if generation == self.generation {
+                self.records[(grant.token & RECORD_MASK) as usize].last = self.clock;
+                self.clock = self.clock.saturating_add(1);
+            }
+        }
+        self.fallback.release(&mut self.backing, &mut self.counters, grant.base, grant.capacity);
+    }
+
+    fn begin_step(&mut self, phase: Phase) {
+        self.step = Some(phase);
+        self.step_index = 0;
+        self.measuring = self.plans[phase.index()].is_none();
+        if self.measuring {
+            self.generation = (self.generation + 1) & GENERATION_MASK;
+            self.records.clear();
+            self.clock = 0;
+        } else {
+            self.fit_slab();
+        }
+    }
+
+    fn end_step(&mut self) {
+        let Some(phase) = self.step.take() else { return };
+        if self.measuring {
+            self.measuring = false;
+            self.plans[phase.index()] = Some(Plan::greedy_by_size(&self.records));
+            // The measuring step's buffers go back before the slab is taken,
+            // so the peak after measurement is the slab alone.
+            self.fallback.clear(&mut self.backing);
+            self.fit_slab();
+        }
+    }
+
+    fn remeasure(&mut self, phase: Phase) {
+        self.plans[phase.index()] = None;
+    }
+
+    fn trim(&mut self) {
+        self.counters.trims += 1;
+        self.fallback.clear(&mut self.backing);
+        if self.slab_live.is_empty() {
+            self.free_slab();
+        }
+    }
+
+    fn reset_peak(&mut self) {
+        self.backing.reset_peak();
+    }
+
+    fn stats(&self) -> StrategyStats {
+        let slab_idle = if self.slab_live.is_empty() { self.slab_bytes } else { 0 };
+        self.counters.report(&self.backing, self.fallback.retained_bytes() + slab_idle)
+    }
+}
+
+impl<M: Memory> Drop for Planned<M> {
+    fn drop(&mut self) {
+        self.fallback.clear(&mut self.backing);
+        self.free_slab();
+    }
+}
