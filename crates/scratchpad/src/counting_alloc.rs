@@ -13,9 +13,18 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 ///
 /// Install it in a binary or test binary:
 ///
-/// ```ignore
+/// ```
+/// use scratchpad::CountingAlloc;
+///
 /// #[global_allocator]
-/// static ALLOC: scratchpad::CountingAlloc = scratchpad::CountingAlloc;
+/// static ALLOC: CountingAlloc = CountingAlloc;
+///
+/// fn main() {
+///     let before = CountingAlloc::counts();
+///     let v = std::hint::black_box(vec![1u8; 100]);
+///     assert_eq!(CountingAlloc::counts().since(&before).allocations, 1);
+///     drop(v);
+/// }
 /// ```
 ///
 /// Counts are process-wide: every thread's allocations land in the same

@@ -12,6 +12,52 @@ use crate::{BLOCK_ALIGN, Lease, Memory, ScratchError, Tag};
 /// An open scope of a [`crate::Pool`], handed to the closure of
 /// [`crate::Pool::scope`]. Leases borrow it, so none outlives it; it belongs
 /// to one thread.
+///
+/// Leases stay inside their scope, which the borrow checker enforces:
+///
+/// ```
+/// use scratchpad::{HostMemory, Pool, PoolOptions, tag};
+/// let pool = Pool::with_strategy("arena", HostMemory, &PoolOptions::default()).unwrap();
+/// let total = pool.scope(|outer| {
+///     let mut acc = outer.acquire::<f32>(8, tag!("doc.acc")).unwrap();
+///     outer.scope(|inner| {
+///         let mut tmp = inner.acquire::<f32>(8, tag!("doc.tmp")).unwrap();
+///         tmp.fill(2.0);
+///         acc.copy_from_slice(&tmp);
+///     });
+///     acc.iter().sum::<f32>()
+/// });
+/// assert_eq!(total, 16.0);
+/// ```
+///
+/// A lease cannot leave its scope's closure:
+///
+/// ```compile_fail
+/// use scratchpad::{HostMemory, Pool, PoolOptions, tag};
+/// let pool = Pool::with_strategy("arena", HostMemory, &PoolOptions::default()).unwrap();
+/// let escaped = pool.scope(|s| s.acquire::<f32>(8, tag!("doc.escape")).unwrap());
+/// ```
+///
+/// nor be kept past the end of a nested scope:
+///
+/// ```compile_fail
+/// use scratchpad::{HostMemory, Pool, PoolOptions, tag};
+/// let pool = Pool::with_strategy("arena", HostMemory, &PoolOptions::default()).unwrap();
+/// pool.scope(|outer| {
+///     let mut kept = None;
+///     outer.scope(|inner| kept = Some(inner.acquire::<f32>(8, tag!("doc.kept")).unwrap()));
+///     drop(kept);
+/// });
+/// ```
+///
+/// nor be sent to another thread (its slice can, split among workers):
+///
+/// ```compile_fail
+/// use scratchpad::{HostMemory, Pool, PoolOptions, tag};
+/// fn send<T: Send>(_: T) {}
+/// let pool = Pool::with_strategy("arena", HostMemory, &PoolOptions::default()).unwrap();
+/// pool.scope(|s| send(s.acquire::<f32>(8, tag!("doc.send")).unwrap()));
+/// ```
 pub struct Scope<'p, M: Memory> {
     core: &'p RefCell<Core<M>>,
     depth: u32,

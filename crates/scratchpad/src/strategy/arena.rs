@@ -68,11 +68,11 @@ impl<M: Memory> Arena<M> {
 // SAFETY: grants are `[start, start + bytes)` with `start` at or past the
 // chunk's bump pointer and the pointer moved past the end, so live leases in
 // a chunk never overlap. The pointer moves back only (a) on the release of
-// the lease that ends exactly at it and starts at or past the innermost
-// scope's mark, uncovering only that lease's bytes, or (b) on a scope exit
-// with `may_reset`, when every lease acquired since the scope's mark has been
-// released. Chunks are freed only when empty (past `current`) or when no
-// scope is open.
+// the lease that ends exactly at it, uncovering only that lease's bytes, or
+// (b) on a scope exit with `may_reset`, when every lease acquired since the
+// scope's mark has been released: leases acquired before lie below the mark,
+// and a lease acquired for an outer scope meanwhile clears `may_reset`.
+// Chunks are freed only when empty (past `current`) or when no scope is open.
 unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
     fn name(&self) -> &'static str {
         "arena"
@@ -111,16 +111,11 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
     }
 
     fn release(&mut self, request: Request, grant: Grant<M::Ptr>) {
-        let chunk_idx = grant.token as usize;
-        if chunk_idx != self.current {
+        if grant.token as usize != self.current {
             return;
         }
-        let floor = match self.marks.last() {
-            Some(&(mark_chunk, mark_used)) if mark_chunk == chunk_idx => mark_used,
-            _ => 0,
-        };
-        let chunk = &mut self.chunks[chunk_idx];
-        if grant.offset + request.bytes == chunk.used && grant.offset >= floor {
+        let chunk = &mut self.chunks[self.current];
+        if grant.offset + request.bytes == chunk.used {
             chunk.used = grant.offset;
         }
     }

@@ -15,8 +15,11 @@ const N_CLASSES: usize = (62 - MIN_CLASS_SHIFT + 1) as usize;
 
 /// Rounds every request up to a power of two of at least 256 bytes and keeps
 /// up to `per_class_cap` idle buffers per class, the most recently released
-/// first. Internal waste is up to half of each buffer; lookups cost a
-/// leading-zero count.
+/// first. When a request's class has no idle buffer, the smallest larger
+/// class that has one serves it (the buffer returns to its own class), so a
+/// pool warmed at the largest sizes serves every smaller step without
+/// allocating. Internal waste is at least up to half of each buffer; lookups
+/// cost a bit scan.
 pub struct SizeClassed<M: Memory> {
     backing: Backing<M>,
     counters: Counters,
@@ -24,6 +27,8 @@ pub struct SizeClassed<M: Memory> {
     free: Vec<Vec<M::Ptr>>,
     per_class_cap: usize,
     retained_bytes: usize,
+    /// Bit `i` is set when class `i` has an idle buffer.
+    nonempty: u64,
 }
 
 impl<M: Memory> SizeClassed<M> {
@@ -38,6 +43,7 @@ impl<M: Memory> SizeClassed<M> {
             free: (0..N_CLASSES).map(|_| Vec::with_capacity(per_list)).collect(),
             per_class_cap: options.per_class_cap,
             retained_bytes: 0,
+            nonempty: 0,
         }
     }
 
@@ -58,6 +64,7 @@ impl<M: Memory> SizeClassed<M> {
             }
         }
         self.retained_bytes = 0;
+        self.nonempty = 0;
     }
 }
 
@@ -75,25 +82,30 @@ unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
 
     fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
         let (idx, size) = Self::class_of(request.bytes).ok_or(too_large(request.bytes))?;
-        let (base, fresh) = match self.free[idx].pop() {
-            Some(base) => {
-                self.counters.hits += 1;
-                self.retained_bytes -= size;
-                (base, false)
+        let candidates = self.nonempty >> idx;
+        if candidates != 0 {
+            let class = idx + candidates.trailing_zeros() as usize;
+            let list = &mut self.free[class];
+            let base = list.pop().expect("the class is marked non-empty");
+            if list.is_empty() {
+                self.nonempty &= !(1 << class);
             }
-            None => {
-                let base = self.backing.allocate(size)?;
-                self.counters.misses += 1;
-                (base, true)
-            }
-        };
-        Ok(Grant { base, offset: 0, capacity: size, token: idx as u32, fresh })
+            let capacity = 1usize << (class as u32 + MIN_CLASS_SHIFT);
+            self.retained_bytes -= capacity;
+            self.counters.hits += 1;
+            return Ok(Grant { base, offset: 0, capacity, token: class as u32, fresh: false });
+        }
+        let base = self.backing.allocate(size)?;
+        self.counters.misses += 1;
+        Ok(Grant { base, offset: 0, capacity: size, token: idx as u32, fresh: true })
     }
 
     fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
-        let list = &mut self.free[grant.token as usize];
+        let class = grant.token as usize;
+        let list = &mut self.free[class];
         if list.len() < self.per_class_cap {
             list.push(grant.base);
+            self.nonempty |= 1 << class;
             self.retained_bytes += grant.capacity;
         } else {
             // SAFETY: the lease is gone and the buffer is in no free list.

@@ -1,0 +1,10 @@
+//! Integration tests of the scratch SPI: the conformance suite every strategy
+//! and the thread-safe wrapper pass, property tests, the planned strategy,
+//! traces and the layer trace.
+
+mod conformance;
+mod layer_trace;
+mod planned;
+mod properties;
+mod support;
+mod trace_format;

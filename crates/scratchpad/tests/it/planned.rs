@@ -1,0 +1,110 @@
+//! The planned strategy: measured once, served at stable offsets, checked
+//! against live leases so deviations never alias.
+
+use scratchpad::{HostMemory, Phase, Pool, PoolOptions, Scope, tag};
+
+use crate::support::{Held, N_DTYPES, acquire_any, check_idle, pool};
+
+/// A decode-like step: sizes grow with `pos` (attention length), a nested
+/// scope per "layer". Returns the address of every lease in order.
+fn decode_step(s: &Scope<'_, HostMemory>, pos: usize, addresses: &mut Vec<usize>) {
+    let x = s.acquire::<f32>(288, tag!("plan.x")).unwrap();
+    addresses.push(x.address());
+    for _layer in 0..3 {
+        s.scope(|l| {
+            let q = l.acquire::<f32>(288, tag!("plan.q")).unwrap();
+            let scores = l.acquire::<f32>(6 * (pos + 1), tag!("plan.scores")).unwrap();
+            let hidden = l.acquire::<f32>(768, tag!("plan.hidden")).unwrap();
+            addresses.extend([q.address(), scores.address(), hidden.address()]);
+            drop(scores);
+            let out = l.acquire::<f32>(288, tag!("plan.out")).unwrap();
+            addresses.push(out.address());
+        });
+    }
+}
+
+#[test]
+fn steps_after_measuring_reuse_the_slab_at_the_same_addresses() {
+    let pool = pool("planned", &PoolOptions::default());
+    // Measure at the largest position, as `reserve` does.
+    pool.step(Phase::Decode, |s| decode_step(s, 255, &mut Vec::new()));
+    let after_measure = pool.stats();
+    let mut first = Vec::new();
+    pool.step(Phase::Decode, |s| decode_step(s, 10, &mut first));
+    pool.reset_peaks();
+    let before = pool.stats();
+    for pos in 11..200 {
+        let mut addresses = Vec::new();
+        pool.step(Phase::Decode, |s| decode_step(s, pos, &mut addresses));
+        assert_eq!(addresses, first, "step at pos {pos} moved a lease");
+    }
+    let window = pool.stats().since(&before);
+    assert_eq!(window.backing_allocations, 0);
+    assert_eq!(window.misses, 0);
+    assert_eq!(window.deviations, 0);
+    assert_eq!(window.hits, window.acquires);
+    assert_eq!(pool.stats().reserved_bytes, after_measure.reserved_bytes);
+    check_idle("planned", &pool.stats());
+}
+
+#[test]
+fn deviating_sequences_are_served_elsewhere_and_counted() {
+    let pool = pool("planned", &PoolOptions::default());
+    pool.step(Phase::Decode, |s| decode_step(s, 20, &mut Vec::new()));
+    // Larger than planned: the scores grow past the measured position.
+    pool.step(Phase::Decode, |s| decode_step(s, 100, &mut Vec::new()));
+    let larger = pool.stats().deviations;
+    assert!(larger >= 3, "each layer's scores deviate, got {larger}");
+    // Out of order: leases held past their planned lifetime and extra ones.
+    let before = pool.stats().deviations;
+    pool.step(Phase::Decode, |s| {
+        let mut held = Vec::new();
+        for i in 0..40usize {
+            let bytes = [1152, 1152, 504, 3072, 1152][i % 5] + (i % 3) * 64;
+            held.push(Held::new(acquire_any(s, i % N_DTYPES, bytes, false, tag!("plan.random")).unwrap(), i as u8 + 1));
+            if i % 7 == 6 {
+                held.remove(0).check("planned");
+            }
+        }
+        for h in &held {
+            h.check("planned");
+        }
+    });
+    assert!(pool.stats().deviations > before);
+    check_idle("planned", &pool.stats());
+}
+
+#[test]
+fn remeasuring_adopts_a_larger_step() {
+    let pool = pool("planned", &PoolOptions::default());
+    pool.step(Phase::Decode, |s| decode_step(s, 20, &mut Vec::new()));
+    pool.step(Phase::Decode, |s| decode_step(s, 100, &mut Vec::new()));
+    assert!(pool.stats().deviations > 0);
+    pool.remeasure(Phase::Decode);
+    pool.step(Phase::Decode, |s| decode_step(s, 100, &mut Vec::new()));
+    let before = pool.stats();
+    pool.step(Phase::Decode, |s| decode_step(s, 100, &mut Vec::new()));
+    assert_eq!(pool.stats().since(&before).deviations, 0);
+}
+
+#[test]
+fn each_phase_keeps_its_own_plan_in_one_slab() {
+    let pool: Pool<HostMemory> = pool("planned", &PoolOptions::default());
+    let prefill = |s: &Scope<'_, HostMemory>| {
+        let a = s.acquire::<f32>(64 * 288, tag!("plan.pre.a")).unwrap();
+        let b = s.acquire::<f32>(64 * 768, tag!("plan.pre.b")).unwrap();
+        drop((a, b));
+    };
+    pool.step(Phase::Prefill, prefill);
+    pool.step(Phase::Decode, |s| decode_step(s, 50, &mut Vec::new()));
+    let slab = pool.stats().reserved_bytes;
+    assert_eq!(slab, (64 * 288 + 64 * 768) * 4, "one slab, sized for the larger plan");
+    let before = pool.stats();
+    for _ in 0..3 {
+        pool.step(Phase::Prefill, prefill);
+        pool.step(Phase::Decode, |s| decode_step(s, 50, &mut Vec::new()));
+    }
+    let window = pool.stats().since(&before);
+    assert_eq!((window.deviations, window.misses, window.backing_allocations), (0, 0, 0));
+    assert_eq!(pool.stats().lower_bound(Phase::Prefill), slab);
+}

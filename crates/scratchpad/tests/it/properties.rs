@@ -1,0 +1,144 @@
+//! Property test: random sequences of acquires, out-of-order releases and
+//! nested scopes over sizes up to 16 MiB and every dtype, against a simple
+//! model of live bytes, through every strategy and the wrapper.
+
+use proptest::prelude::*;
+use scratchpad::{HostMemory, Phase, Pool, PoolOptions, Scope, tag};
+
+use crate::support::{Held, N_DTYPES, Target, acquire_any, check_idle, targets};
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Acquire { bytes: usize, dtype: usize, zeroed: bool },
+    /// Release the live lease at this index (modulo the count) of the
+    /// innermost scope.
+    Release(usize),
+    Enter,
+    Exit,
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        8 => 0usize..4096,
+        3 => 4096usize..(1 << 20),
+        1 => (1usize << 20)..=(16 << 20),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (size(), 0..N_DTYPES, any::<bool>()).prop_map(|(bytes, dtype, zeroed)| Op::Acquire { bytes, dtype, zeroed }),
+        4 => any::<usize>().prop_map(Op::Release),
+        1 => Just(Op::Enter),
+        1 => Just(Op::Exit),
+    ]
+}
+
+#[derive(Default)]
+struct Model {
+    live: usize,
+    peak: usize,
+    acquires: u64,
+    pattern: u8,
+}
+
+/// Runs ops from `pos` in `scope` until an `Exit` or the end, checking every
+/// lease at its release and the pool's live bytes against the model.
+fn run<'s>(
+    scope: &'s Scope<'s, HostMemory>,
+    ops: &[Op],
+    pos: &mut usize,
+    model: &mut Model,
+    who: &str,
+    plain: Option<&Pool<HostMemory>>,
+) {
+    let mut held: Vec<(Held<'s>, usize)> = Vec::new();
+    while *pos < ops.len() {
+        let op = ops[*pos];
+        *pos += 1;
+        match op {
+            Op::Acquire { bytes, dtype, zeroed } => {
+                let lease = acquire_any(scope, dtype, bytes, zeroed, tag!("prop.lease")).unwrap();
+                let actual = lease.bytes().len();
+                if zeroed {
+                    assert!(lease.bytes().iter().all(|&b| b == 0), "{who}: zeroed lease of {actual} bytes is dirty");
+                }
+                model.pattern = model.pattern % 251 + 1;
+                held.push((Held::new(lease, model.pattern), actual));
+                model.live += actual;
+                model.peak = model.peak.max(model.live);
+                model.acquires += 1;
+            }
+            Op::Release(k) if !held.is_empty() => {
+                let (h, bytes) = held.remove(k % held.len());
+                h.check(who);
+                model.live -= bytes;
+            }
+            Op::Release(_) => {}
+            Op::Enter => scope.scope(|inner| run(inner, ops, pos, model, who, plain)),
+            Op::Exit => break,
+        }
+        if let Some(pool) = plain {
+            assert_eq!(pool.stats().live_bytes, model.live, "{who}: live bytes vs the model");
+        }
+    }
+    for (h, bytes) in held {
+        h.check(who);
+        model.live -= bytes;
+    }
+}
+
+fn run_target(target: &Target, ops: &[Op]) {
+    let who = target.name();
+    let plain = match target {
+        Target::Plain(pool) => Some(pool),
+        Target::Shared(_) => None,
+    };
+    if let Some(pool) = plain {
+        pool.start_trace();
+    }
+    let mut model = Model::default();
+    // The same sequence twice as steps (planned measures, then serves), then
+    // once outside any step.
+    for round in 0..3 {
+        let mut pos = 0;
+        if round < 2 {
+            target.step(Phase::Decode, |s| run(s, ops, &mut pos, &mut model, &who, plain));
+        } else {
+            target.scope(|s| run(s, ops, &mut pos, &mut model, &who, plain));
+        }
+        assert_eq!(model.live, 0);
+    }
+    let stats = target.stats();
+    check_idle(&who, &stats);
+    assert_eq!(stats.acquires, model.acquires, "{who}: acquires vs the model");
+    assert_eq!(stats.peak_live_bytes, model.peak, "{who}: peak live bytes vs the model");
+    if let Some(pool) = plain {
+        let trace = pool.take_trace().unwrap();
+        assert_eq!(trace.lower_bound().unwrap(), model.peak, "{who}: the trace's lower bound");
+        assert!(stats.peak_reserved_bytes >= trace.lower_bound().unwrap());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_sequences_never_alias_and_match_the_model(ops in prop::collection::vec(op(), 0..48)) {
+        for target in targets(&PoolOptions::default()) {
+            run_target(&target, &ops);
+        }
+    }
+
+    #[test]
+    fn random_sequences_hold_under_tight_caps(ops in prop::collection::vec(op(), 0..32)) {
+        let options = PoolOptions { max_retained_bytes: 1 << 20, per_class_cap: 1, ..PoolOptions::default() };
+        for target in targets(&options) {
+            run_target(&target, &ops);
+            let stats = target.stats();
+            if target.strategy() == "best-fit" {
+                prop_assert!(stats.retained_bytes <= 1 << 20);
+            }
+        }
+    }
+}
