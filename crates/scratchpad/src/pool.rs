@@ -161,12 +161,29 @@ impl<M: Memory> Drop for StepGuard<'_, M> {
     }
 }
 
-/// One live lease, as the core remembers it.
+/// `depth` of a vacant slot in the live table.
+const VACANT: u32 = u32::MAX;
+/// End of the free-slot list.
+const NIL: u32 = u32::MAX;
+/// Index into per-phase arrays while no step is open.
+const NO_PHASE: usize = 2;
+
+/// One live lease (or, with `depth == VACANT`, a free slot linked through
+/// `next_free`), as the core remembers it.
 struct LiveEntry<P> {
-    request: Request,
     grant: Grant<P>,
+    bytes: usize,
+    align: u32,
+    tag: Tag,
     depth: u32,
+    next_free: u32,
     id: u64,
+}
+
+impl<P> LiveEntry<P> {
+    fn request(&self) -> Request {
+        Request { bytes: self.bytes, align: self.align, tag: self.tag }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -181,9 +198,9 @@ struct TagCounters {
 /// bookkeeping; views are built by leases.
 pub(crate) struct Core<M: Memory> {
     strategy: Box<dyn ScratchPool<M>>,
-    /// Live leases by slot; `None` slots are listed in `free_slots`.
-    slots: Vec<Option<LiveEntry<M::Ptr>>>,
-    free_slots: Vec<u32>,
+    /// Live leases by slot; vacant slots form a list from `free_head`.
+    slots: Vec<LiveEntry<M::Ptr>>,
+    free_head: u32,
     /// Open scopes; the innermost has this depth (0: none open).
     depth: u32,
     /// Live (non-empty) leases owned by each open scope, by depth.
@@ -192,6 +209,8 @@ pub(crate) struct Core<M: Memory> {
     /// open; scopes deeper than it may not recycle their memory on exit.
     pin_depth: u32,
     phase: Option<Phase>,
+    /// `phase`'s index, or [`NO_PHASE`].
+    phase_idx: usize,
     next_id: u64,
     acquires: u64,
     releases: u64,
@@ -199,9 +218,9 @@ pub(crate) struct Core<M: Memory> {
     bytes_requested: u64,
     live_bytes: usize,
     peak_live_bytes: usize,
-    phase_peak_live_bytes: [usize; 2],
+    /// Per phase, plus a last entry for work outside steps.
+    phase_peak_live_bytes: [usize; 3],
     live_capacity_bytes: usize,
-    peak_internal_waste_bytes: usize,
     tags: Vec<TagCounters>,
     pub(crate) verify: bool,
     recorder: Option<Box<Recorder>>,
@@ -212,11 +231,12 @@ impl<M: Memory> Core<M> {
         Core {
             strategy,
             slots: Vec::new(),
-            free_slots: Vec::new(),
+            free_head: NIL,
             depth: 0,
             live_per_depth: vec![0],
             pin_depth: u32::MAX,
             phase: None,
+            phase_idx: NO_PHASE,
             next_id: 0,
             acquires: 0,
             releases: 0,
@@ -224,9 +244,8 @@ impl<M: Memory> Core<M> {
             bytes_requested: 0,
             live_bytes: 0,
             peak_live_bytes: 0,
-            phase_peak_live_bytes: [0; 2],
+            phase_peak_live_bytes: [0; 3],
             live_capacity_bytes: 0,
-            peak_internal_waste_bytes: 0,
             tags: Vec::new(),
             verify: cfg!(debug_assertions),
             recorder: None,
@@ -243,13 +262,20 @@ impl<M: Memory> Core<M> {
 
     fn tag_counters(&mut self, tag: Tag) -> &mut TagCounters {
         if tag.index() >= self.tags.len() {
-            self.tags.resize(tag.index() + 1, TagCounters::default());
+            self.grow_tags(tag);
         }
         &mut self.tags[tag.index()]
     }
 
+    #[cold]
+    fn grow_tags(&mut self, tag: Tag) {
+        self.tags.resize(tag.index() + 1, TagCounters::default());
+    }
+
     /// Serves a request for a scope at `depth`, returning the lease's slot
     /// (or [`EMPTY_SLOT`]), its address and whether it is known to be zero.
+    /// `align` must be a power of two no larger than [`BLOCK_ALIGN`].
+    #[inline]
     pub(crate) fn acquire(
         &mut self,
         bytes: usize,
@@ -257,9 +283,7 @@ impl<M: Memory> Core<M> {
         tag: Tag,
         depth: u32,
     ) -> Result<(u32, M::Ptr, bool), ScratchError> {
-        if !align.is_power_of_two() || align > BLOCK_ALIGN {
-            return Err(ScratchError::BadAlignment { align });
-        }
+        debug_assert!(align.is_power_of_two() && align <= BLOCK_ALIGN);
         debug_assert!(depth >= 1 && depth <= self.depth, "a scope outlived its closure");
         if bytes == 0 {
             self.acquires += 1;
@@ -267,52 +291,60 @@ impl<M: Memory> Core<M> {
             self.tag_counters(tag).acquires += 1;
             return Ok((EMPTY_SLOT, M::dangling(), true));
         }
-        let request = Request { bytes, align, tag };
-        let grant = self.strategy.acquire(request)?;
+        let request = Request { bytes, align: align as u32, tag };
+        if self.free_head == NIL {
+            self.add_slot();
+        }
+        let slot = self.free_head;
+        let entry = &mut self.slots[slot as usize];
+        self.strategy.acquire(request, &mut entry.grant)?;
+        self.free_head = entry.next_free;
+        entry.bytes = bytes;
+        entry.align = align as u32;
+        entry.tag = tag;
+        entry.depth = depth;
+        // Read the grant's fields in place: copying the whole grant right
+        // after the strategy wrote it stalls on store forwarding.
+        let capacity = entry.grant.capacity;
+        let fresh = entry.grant.fresh;
+        let ptr = M::offset(entry.grant.base, entry.grant.offset);
+        if let Some(recorder) = &mut self.recorder {
+            entry.id = self.next_id;
+            self.next_id += 1;
+            recorder.acquire(entry.id, bytes, align, tag);
+        }
         if self.verify {
-            self.check_grant(&request, &grant);
+            self.check_grant(slot);
         }
         if depth < self.depth {
             self.pin_depth = self.pin_depth.min(depth);
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let entry = LiveEntry { request, grant, depth, id };
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
-                slot
-            }
-            None => {
-                self.slots.push(Some(entry));
-                (self.slots.len() - 1) as u32
-            }
-        };
         self.live_per_depth[depth as usize] += 1;
         self.acquires += 1;
         self.bytes_requested += bytes as u64;
         self.live_bytes += bytes;
         self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
-        if let Some(phase) = self.phase {
-            let peak = &mut self.phase_peak_live_bytes[phase.index()];
-            *peak = (*peak).max(self.live_bytes);
-        }
-        self.live_capacity_bytes += grant.capacity;
-        let waste = self.live_capacity_bytes - self.live_bytes;
-        self.peak_internal_waste_bytes = self.peak_internal_waste_bytes.max(waste);
+        let phase_peak = &mut self.phase_peak_live_bytes[self.phase_idx];
+        *phase_peak = (*phase_peak).max(self.live_bytes);
+        self.live_capacity_bytes += capacity;
         let counters = self.tag_counters(tag);
         counters.acquires += 1;
         counters.live_bytes += bytes;
         counters.peak_live_bytes = counters.peak_live_bytes.max(counters.live_bytes);
-        if let Some(recorder) = &mut self.recorder {
-            recorder.acquire(id, bytes, align, tag);
-        }
-        Ok((slot, M::offset(grant.base, grant.offset), grant.fresh))
+        Ok((slot, ptr, fresh))
+    }
+
+    #[cold]
+    fn add_slot(&mut self) {
+        let grant = Grant { base: M::dangling(), offset: 0, capacity: 0, token: 0, fresh: false };
+        let entry = LiveEntry { grant, bytes: 0, align: 0, tag: Tag::UNTAGGED, depth: VACANT, next_free: NIL, id: 0 };
+        self.slots.push(entry);
+        self.free_head = (self.slots.len() - 1) as u32;
     }
 
     /// Zeroes `bytes` bytes of the live lease in `slot` at `ptr`.
     pub(crate) fn zero(&self, slot: u32, ptr: M::Ptr, bytes: usize) {
-        debug_assert!(self.slots[slot as usize].is_some());
+        debug_assert!(self.slots[slot as usize].depth != VACANT);
         // SAFETY: `ptr` is the start of the live lease in `slot`, which the
         // strategy granted at least `bytes` bytes inside one of its blocks;
         // the lease has not been handed to its owner yet, so no one else
@@ -321,8 +353,10 @@ impl<M: Memory> Core<M> {
     }
 
     /// The grant must lie in bounds, be aligned, and overlap no live lease.
-    fn check_grant(&self, request: &Request, grant: &Grant<M::Ptr>) {
+    fn check_grant(&self, slot: u32) {
         let name = self.strategy.name();
+        let LiveEntry { grant, bytes, align, .. } = &self.slots[slot as usize];
+        let request = Request { bytes: *bytes, align: *align, tag: Tag::UNTAGGED };
         assert!(
             grant.capacity >= request.bytes,
             "strategy `{name}` granted {} bytes for a request of {}",
@@ -331,12 +365,13 @@ impl<M: Memory> Core<M> {
         );
         let start = M::address(M::offset(grant.base, grant.offset));
         assert!(
-            start % request.align == 0,
+            start % request.align as usize == 0,
             "strategy `{name}` granted address {start:#x}, not aligned to {}",
             request.align
         );
         let end = start + grant.capacity;
-        for entry in self.slots.iter().flatten() {
+        let others = self.slots.iter().enumerate().filter(|&(idx, e)| e.depth != VACANT && idx != slot as usize);
+        for (_, entry) in others {
             let other = M::address(M::offset(entry.grant.base, entry.grant.offset));
             let other_end = other + entry.grant.capacity;
             assert!(
@@ -347,18 +382,23 @@ impl<M: Memory> Core<M> {
         }
     }
 
+    #[inline]
     pub(crate) fn release(&mut self, slot: u32) {
-        let entry = self.slots[slot as usize].take().expect("released a lease twice");
-        self.free_slots.push(slot);
-        self.live_per_depth[entry.depth as usize] -= 1;
+        let entry = &mut self.slots[slot as usize];
+        debug_assert!(entry.depth != VACANT, "released a lease twice");
+        let depth = std::mem::replace(&mut entry.depth, VACANT);
+        entry.next_free = self.free_head;
+        self.free_head = slot;
+        let request = entry.request();
+        self.strategy.release(request, &entry.grant);
+        self.live_per_depth[depth as usize] -= 1;
         self.releases += 1;
-        self.live_bytes -= entry.request.bytes;
+        self.live_bytes -= request.bytes;
         self.live_capacity_bytes -= entry.grant.capacity;
-        self.tags[entry.request.tag.index()].live_bytes -= entry.request.bytes;
+        self.tags[request.tag.index()].live_bytes -= request.bytes;
         if let Some(recorder) = &mut self.recorder {
             recorder.release(entry.id);
         }
-        self.strategy.release(entry.request, entry.grant);
     }
 
     pub(crate) fn release_empty(&mut self) {
@@ -381,7 +421,7 @@ impl<M: Memory> Core<M> {
         // ones left were forgotten (`mem::forget`) and can no longer be used.
         if self.live_per_depth[depth as usize] > 0 {
             for slot in 0..self.slots.len() {
-                if self.slots[slot].as_ref().is_some_and(|e| e.depth == depth) {
+                if self.slots[slot].depth == depth {
                     self.release(slot as u32);
                 }
             }
@@ -401,6 +441,7 @@ impl<M: Memory> Core<M> {
     pub(crate) fn begin_step(&mut self, phase: Phase) {
         self.end_step();
         self.phase = Some(phase);
+        self.phase_idx = phase.index();
         self.strategy.begin_step(phase);
         if let Some(recorder) = &mut self.recorder {
             recorder.step(phase);
@@ -409,6 +450,7 @@ impl<M: Memory> Core<M> {
 
     pub(crate) fn end_step(&mut self) {
         if self.phase.take().is_some() {
+            self.phase_idx = NO_PHASE;
             self.strategy.end_step();
             if let Some(recorder) = &mut self.recorder {
                 recorder.end_step();
@@ -419,11 +461,8 @@ impl<M: Memory> Core<M> {
     fn reset_peaks(&mut self) {
         self.strategy.reset_peak();
         self.peak_live_bytes = self.live_bytes;
-        self.phase_peak_live_bytes = [0; 2];
-        if let Some(phase) = self.phase {
-            self.phase_peak_live_bytes[phase.index()] = self.live_bytes;
-        }
-        self.peak_internal_waste_bytes = self.live_capacity_bytes - self.live_bytes;
+        self.phase_peak_live_bytes = [0; 3];
+        self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
         for tag in &mut self.tags {
             tag.peak_live_bytes = tag.live_bytes;
         }
@@ -439,9 +478,8 @@ impl<M: Memory> Core<M> {
             bytes_requested: self.bytes_requested,
             live_bytes: self.live_bytes,
             peak_live_bytes: self.peak_live_bytes,
-            phase_peak_live_bytes: self.phase_peak_live_bytes,
+            phase_peak_live_bytes: [self.phase_peak_live_bytes[0], self.phase_peak_live_bytes[1]],
             live_capacity_bytes: self.live_capacity_bytes,
-            peak_internal_waste_bytes: self.peak_internal_waste_bytes,
             reserved_bytes: s.reserved_bytes,
             peak_reserved_bytes: s.peak_reserved_bytes,
             retained_bytes: s.retained_bytes,

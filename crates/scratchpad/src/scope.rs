@@ -97,9 +97,13 @@ impl<'p, M: Memory> Scope<'p, M> {
         align: usize,
         tag: Tag,
     ) -> Result<Lease<'_, u8, M>, ScratchError> {
+        if !align.is_power_of_two() || align > BLOCK_ALIGN {
+            return Err(ScratchError::BadAlignment { align });
+        }
         self.acquire_raw(bytes, bytes, align, tag, false)
     }
 
+    #[inline]
     fn acquire_typed<T: Pod>(
         &self,
         len: usize,
@@ -108,10 +112,11 @@ impl<'p, M: Memory> Scope<'p, M> {
     ) -> Result<Lease<'_, T, M>, ScratchError> {
         let elem_bytes = size_of::<T>();
         let bytes =
-            len.checked_mul(elem_bytes).ok_or(ScratchError::SizeOverflow { len, elem_bytes })?;
+            len.checked_mul(elem_bytes).ok_or_else(|| ScratchError::SizeOverflow { len, elem_bytes })?;
         self.acquire_raw(len, bytes, BLOCK_ALIGN, tag, zeroed)
     }
 
+    #[inline]
     fn acquire_raw<T: Pod>(
         &self,
         len: usize,

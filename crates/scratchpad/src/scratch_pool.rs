@@ -10,8 +10,9 @@ use crate::{Memory, Phase, ScratchError, StrategyStats, Tag};
 pub struct Request {
     /// Bytes asked for.
     pub bytes: usize,
-    /// Required alignment of the first byte.
-    pub align: usize,
+    /// Required alignment of the first byte. A `u32`, so that a request is
+    /// two words and travels in registers through the `dyn` call.
+    pub align: u32,
     /// The call site.
     pub tag: Tag,
 }
@@ -68,12 +69,16 @@ pub unsafe trait ScratchPool<M: Memory>: Send {
     /// The memory the strategy draws from.
     fn memory(&self) -> &M;
 
-    /// Serves a request.
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError>;
+    /// Serves a request by writing the lease's range into `grant`, whose
+    /// values on entry are unspecified. (An out-parameter rather than a
+    /// returned `Grant`: the pool keeps the grant in its table of live leases,
+    /// and writing it there directly keeps the `dyn` call free of copies
+    /// through the stack, which cost more than the rest of a warm acquire.)
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError>;
 
     /// Takes back a lease's range. The lease is gone; its bytes may be
     /// handed out again.
-    fn release(&mut self, request: Request, grant: Grant<M::Ptr>);
+    fn release(&mut self, request: Request, grant: &Grant<M::Ptr>);
 
     /// A scope opens.
     fn enter_scope(&mut self) {}

@@ -88,10 +88,9 @@ pub struct PoolStats {
     pub peak_live_bytes: usize,
     /// The same maximum, kept per [`Phase`] over the steps of that phase.
     pub phase_peak_live_bytes: [usize; 2],
-    /// Bytes set aside for live leases now (class sizes, whole buffers).
+    /// Bytes set aside for live leases now (class sizes, whole buffers);
+    /// their excess over `live_bytes` is internal waste.
     pub live_capacity_bytes: usize,
-    /// The most bytes set aside for live leases beyond what they asked for.
-    pub peak_internal_waste_bytes: usize,
     /// Bytes held from the backing memory now.
     pub reserved_bytes: usize,
     /// The most bytes held from the backing at once.

@@ -82,35 +82,38 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
         self.backing.memory()
     }
 
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let bytes = request.bytes;
         if let Some(chunk) = self.chunks.get_mut(self.current) {
-            let start = round_up(chunk.used, request.align).ok_or(too_large(bytes))?;
+            let start = round_up(chunk.used, request.align as usize).ok_or_else(|| too_large(bytes))?;
             if start.checked_add(bytes).is_some_and(|end| end <= chunk.size) {
                 chunk.used = start + bytes;
                 self.counters.hits += 1;
                 let token = self.current as u32;
-                return Ok(Grant { base: chunk.base, offset: start, capacity: bytes, token, fresh: false });
+                *grant = Grant { base: chunk.base, offset: start, capacity: bytes, token, fresh: false };
+                return Ok(());
             }
             if let Some(next) = (self.current + 1..self.chunks.len()).find(|&j| self.chunks[j].size >= bytes) {
                 self.current = next;
                 let chunk = &mut self.chunks[next];
                 chunk.used = bytes;
                 self.counters.hits += 1;
-                return Ok(Grant { base: chunk.base, offset: 0, capacity: bytes, token: next as u32, fresh: false });
+                *grant = Grant { base: chunk.base, offset: 0, capacity: bytes, token: next as u32, fresh: false };
+                return Ok(());
             }
         }
         let reserved = self.backing.reserved();
-        let size = round_up(bytes, BLOCK_ALIGN).ok_or(too_large(bytes))?.max(reserved).max(MIN_CHUNK);
+        let size = round_up(bytes, BLOCK_ALIGN).ok_or_else(|| too_large(bytes))?.max(reserved).max(MIN_CHUNK);
         let base = self.backing.allocate(size)?;
         self.counters.misses += 1;
         let idx = if self.chunks.is_empty() { 0 } else { self.current + 1 };
         self.chunks.insert(idx, Chunk { base, size, used: bytes });
         self.current = idx;
-        Ok(Grant { base, offset: 0, capacity: bytes, token: idx as u32, fresh: true })
+        *grant = Grant { base, offset: 0, capacity: bytes, token: idx as u32, fresh: true };
+        Ok(())
     }
 
-    fn release(&mut self, request: Request, grant: Grant<M::Ptr>) {
+    fn release(&mut self, request: Request, grant: &Grant<M::Ptr>) {
         if grant.token as usize != self.current {
             return;
         }

@@ -37,18 +37,27 @@ impl<P: Copy> FreeList<P> {
         backing: &mut Backing<M>,
         counters: &mut Counters,
         request: Request,
-    ) -> Result<Grant<P>, ScratchError> {
+        grant: &mut Grant<P>,
+    ) -> Result<(), ScratchError> {
         let idx = self.idle.partition_point(|&(capacity, _)| capacity < request.bytes);
         if idx < self.idle.len() {
-            let (capacity, base) = self.idle.remove(idx);
+            // The common case takes the largest (last) buffer: pop it rather
+            // than shift nothing through a call to memmove.
+            let (capacity, base) = if idx + 1 == self.idle.len() {
+                self.idle.pop().expect("idx is in bounds")
+            } else {
+                self.idle.remove(idx)
+            };
             self.retained_bytes -= capacity;
             counters.hits += 1;
-            return Ok(Grant { base, offset: 0, capacity, token: 0, fresh: false });
+            *grant = Grant { base, offset: 0, capacity, token: 0, fresh: false };
+            return Ok(());
         }
-        let capacity = round_up(request.bytes, GRANULE).ok_or(too_large(request.bytes))?;
+        let capacity = round_up(request.bytes, GRANULE).ok_or_else(|| too_large(request.bytes))?;
         let base = backing.allocate(capacity)?;
         counters.misses += 1;
-        Ok(Grant { base, offset: 0, capacity, token: 0, fresh: true })
+        *grant = Grant { base, offset: 0, capacity, token: 0, fresh: true };
+        Ok(())
     }
 
     /// Takes back an idle buffer, then evicts the smallest idle buffers while
@@ -67,7 +76,11 @@ impl<P: Copy> FreeList<P> {
             return;
         }
         let idx = self.idle.partition_point(|&(c, _)| c < capacity);
-        self.idle.insert(idx, (capacity, base));
+        if idx == self.idle.len() {
+            self.idle.push((capacity, base));
+        } else {
+            self.idle.insert(idx, (capacity, base));
+        }
         self.retained_bytes += capacity;
         while self.retained_bytes > self.max_retained_bytes {
             let (c, b) = self.idle.remove(0);
@@ -120,11 +133,11 @@ unsafe impl<M: Memory> ScratchPool<M> for BestFit<M> {
         self.backing.memory()
     }
 
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
-        self.free.acquire(&mut self.backing, &mut self.counters, request)
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
+        self.free.acquire(&mut self.backing, &mut self.counters, request, grant)
     }
 
-    fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
+    fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         self.free.release(&mut self.backing, &mut self.counters, grant.base, grant.capacity);
     }
 

@@ -31,8 +31,8 @@ pub struct PoolOptions {
     /// `best-fit` (and `planned`'s fallback): the most idle bytes retained;
     /// beyond it the smallest idle buffers are freed. Default 100 MiB.
     pub max_retained_bytes: usize,
-    /// `size-classed`: the most idle buffers retained per size class.
-    /// Default 8.
+    /// `size-classed`: the most idle buffers retained per size class, at
+    /// most 4096. Default 8.
     pub per_class_cap: usize,
     /// Every strategy: the most bytes held from the memory at once; `None`
     /// for no limit. A request past it fails with `OutOfMemory` (or
@@ -69,6 +69,13 @@ pub fn create_strategy<M: Memory>(
     memory: M,
     options: &PoolOptions,
 ) -> Result<Box<dyn ScratchPool<M>>, ScratchError> {
+    if options.per_class_cap > size_classed::MAX_PER_CLASS_CAP {
+        return Err(ScratchError::InvalidOption {
+            option: "per_class_cap",
+            value: options.per_class_cap.to_string(),
+            reason: "at most 4096 idle buffers per class are kept",
+        });
+    }
     Ok(match name {
         "noop" => Box::new(Noop::new(memory, options)),
         "size-classed" => Box::new(SizeClassed::new(memory, options)),

@@ -31,13 +31,14 @@ unsafe impl<M: Memory> ScratchPool<M> for Noop<M> {
         self.backing.memory()
     }
 
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let base = self.backing.allocate(request.bytes)?;
         self.counters.misses += 1;
-        Ok(Grant { base, offset: 0, capacity: request.bytes, token: 0, fresh: true })
+        *grant = Grant { base, offset: 0, capacity: request.bytes, token: 0, fresh: true };
+        Ok(())
     }
 
-    fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
+    fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         // SAFETY: the block was allocated for this lease alone, with this
         // size, and the lease is gone.
         unsafe { self.backing.free(grant.base, grant.capacity) };

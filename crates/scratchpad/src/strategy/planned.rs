@@ -181,7 +181,7 @@ impl<M: Memory> Planned<M> {
         let end = placement.offset + request.bytes;
         let fits = request.bytes <= placement.bytes
             && end <= self.slab_bytes
-            && placement.offset % request.align == 0
+            && placement.offset % request.align as usize == 0
             && self.slab.is_some()
             && !self.occupied(placement.offset, end);
         fits.then_some(placement.offset)
@@ -202,12 +202,12 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         self.backing.memory()
     }
 
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         if let Some(phase) = self.step {
             let index = self.step_index;
             self.step_index += 1;
             if self.measuring {
-                let mut grant = self.fallback.acquire(&mut self.backing, &mut self.counters, request)?;
+                self.fallback.acquire(&mut self.backing, &mut self.counters, request, grant)?;
                 let record = self.records.len() as u32;
                 if record <= RECORD_MASK {
                     let bytes = round_up(request.bytes, BLOCK_ALIGN).unwrap_or(usize::MAX);
@@ -215,22 +215,23 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                     grant.token = MEASURED | (self.generation << GENERATION_SHIFT) | record;
                 }
                 self.clock = self.clock.saturating_add(1);
-                return Ok(grant);
+                return Ok(());
             }
             if self.plans[phase.index()].is_some() {
                 if let Some(offset) = self.planned_range(phase, index, request) {
                     self.slab_live.push((offset, offset + request.bytes));
                     self.counters.hits += 1;
                     let base = self.slab.expect("checked by planned_range");
-                    return Ok(Grant { base, offset, capacity: request.bytes, token: SLAB, fresh: false });
+                    *grant = Grant { base, offset, capacity: request.bytes, token: SLAB, fresh: false };
+                return Ok(());
                 }
                 self.counters.deviations += 1;
             }
         }
-        self.fallback.acquire(&mut self.backing, &mut self.counters, request)
+        self.fallback.acquire(&mut self.backing, &mut self.counters, request, grant)
     }
 
-    fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
+    fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         if grant.token & SLAB != 0 {
             let idx = self
                 .slab_live

@@ -12,38 +12,41 @@ use crate::{
 const MIN_CLASS_SHIFT: u32 = 8;
 /// Classes from 2^8 to 2^62 bytes.
 const N_CLASSES: usize = (62 - MIN_CLASS_SHIFT + 1) as usize;
+/// The largest `per_class_cap` accepted.
+pub(crate) const MAX_PER_CLASS_CAP: usize = 4096;
 
 /// Rounds every request up to a power of two of at least 256 bytes and keeps
 /// up to `per_class_cap` idle buffers per class, the most recently released
 /// first. When a request's class has no idle buffer, the smallest larger
 /// class that has one serves it (the buffer returns to its own class), so a
 /// pool warmed at the largest sizes serves every smaller step without
-/// allocating. Internal waste is at least up to half of each buffer; lookups
-/// cost a bit scan.
+/// allocating. Internal waste is up to half of each buffer, more when a
+/// larger class serves; lookups cost a bit scan.
 pub struct SizeClassed<M: Memory> {
     backing: Backing<M>,
     counters: Counters,
-    /// Idle buffers per class, used as a stack.
-    free: Vec<Vec<M::Ptr>>,
-    per_class_cap: usize,
-    retained_bytes: usize,
-    /// Bit `i` is set when class `i` has an idle buffer.
+    /// Idle buffers: class `c`'s stack is `idle[c * cap .. c * cap + len[c]]`.
+    idle: Vec<M::Ptr>,
+    len: [u32; N_CLASSES],
+    /// Bit `c` is set when class `c` has an idle buffer.
     nonempty: u64,
+    per_class_cap: usize,
 }
 
 impl<M: Memory> SizeClassed<M> {
-    /// A size-classed pool over `memory` with `options.per_class_cap`.
+    /// A size-classed pool over `memory` with `options.per_class_cap`
+    /// (at most 4096; [`crate::create_strategy`] rejects more).
     pub fn new(memory: M, options: &PoolOptions) -> Self {
-        // Every free list gets its full capacity now, so releases never
-        // allocate on the heap.
-        let per_list = options.per_class_cap.min(64);
+        let per_class_cap = options.per_class_cap.min(MAX_PER_CLASS_CAP);
         SizeClassed {
             backing: Backing::with_limit(memory, options.reserve_limit),
             counters: Counters::default(),
-            free: (0..N_CLASSES).map(|_| Vec::with_capacity(per_list)).collect(),
-            per_class_cap: options.per_class_cap,
-            retained_bytes: 0,
+            // Every stack gets its full capacity now, so releases never
+            // allocate on the heap.
+            idle: vec![M::dangling(); N_CLASSES * per_class_cap],
+            len: [0; N_CLASSES],
             nonempty: 0,
+            per_class_cap,
         }
     }
 
@@ -54,22 +57,26 @@ impl<M: Memory> SizeClassed<M> {
         (idx < N_CLASSES).then_some((idx, size))
     }
 
+    const fn class_size(class: usize) -> usize {
+        1 << (class as u32 + MIN_CLASS_SHIFT)
+    }
+
     fn free_all(&mut self) {
-        for (idx, list) in self.free.iter_mut().enumerate() {
-            let size = 1usize << (idx as u32 + MIN_CLASS_SHIFT);
-            for ptr in list.drain(..) {
+        for class in 0..N_CLASSES {
+            let start = class * self.per_class_cap;
+            for &ptr in &self.idle[start..start + self.len[class] as usize] {
                 // SAFETY: idle buffers belong to no lease; each was allocated
                 // with its class size.
-                unsafe { self.backing.free(ptr, size) };
+                unsafe { self.backing.free(ptr, Self::class_size(class)) };
             }
         }
-        self.retained_bytes = 0;
+        self.len = [0; N_CLASSES];
         self.nonempty = 0;
     }
 }
 
 // SAFETY: a grant is a whole buffer of its class size, allocated from the
-// backing and either fresh or popped from the idle list (so no live lease
+// backing and either fresh or popped from an idle stack (so no live lease
 // holds it). Buffers are freed only while idle.
 unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
     fn name(&self) -> &'static str {
@@ -80,35 +87,37 @@ unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
         self.backing.memory()
     }
 
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
-        let (idx, size) = Self::class_of(request.bytes).ok_or(too_large(request.bytes))?;
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
+        let (idx, size) = Self::class_of(request.bytes).ok_or_else(|| too_large(request.bytes))?;
         let candidates = self.nonempty >> idx;
         if candidates != 0 {
             let class = idx + candidates.trailing_zeros() as usize;
-            let list = &mut self.free[class];
-            let base = list.pop().expect("the class is marked non-empty");
-            if list.is_empty() {
+            let len = self.len[class] - 1;
+            self.len[class] = len;
+            if len == 0 {
                 self.nonempty &= !(1 << class);
             }
-            let capacity = 1usize << (class as u32 + MIN_CLASS_SHIFT);
-            self.retained_bytes -= capacity;
+            let base = self.idle[class * self.per_class_cap + len as usize];
             self.counters.hits += 1;
-            return Ok(Grant { base, offset: 0, capacity, token: class as u32, fresh: false });
+            let capacity = Self::class_size(class);
+            *grant = Grant { base, offset: 0, capacity, token: class as u32, fresh: false };
+            return Ok(());
         }
         let base = self.backing.allocate(size)?;
         self.counters.misses += 1;
-        Ok(Grant { base, offset: 0, capacity: size, token: idx as u32, fresh: true })
+        *grant = Grant { base, offset: 0, capacity: size, token: idx as u32, fresh: true };
+        Ok(())
     }
 
-    fn release(&mut self, _request: Request, grant: Grant<M::Ptr>) {
+    fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         let class = grant.token as usize;
-        let list = &mut self.free[class];
-        if list.len() < self.per_class_cap {
-            list.push(grant.base);
+        let len = self.len[class] as usize;
+        if len < self.per_class_cap {
+            self.idle[class * self.per_class_cap + len] = grant.base;
+            self.len[class] = len as u32 + 1;
             self.nonempty |= 1 << class;
-            self.retained_bytes += grant.capacity;
         } else {
-            // SAFETY: the lease is gone and the buffer is in no free list.
+            // SAFETY: the lease is gone and the buffer is in no idle stack.
             unsafe { self.backing.free(grant.base, grant.capacity) };
             self.counters.evictions += 1;
         }
@@ -124,7 +133,8 @@ unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        self.counters.report(&self.backing, self.retained_bytes)
+        let retained = (0..N_CLASSES).map(|c| self.len[c] as usize * Self::class_size(c)).sum();
+        self.counters.report(&self.backing, retained)
     }
 }
 

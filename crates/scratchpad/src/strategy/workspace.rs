@@ -62,7 +62,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
         self.backing.memory()
     }
 
-    fn acquire(&mut self, request: Request) -> Result<Grant<M::Ptr>, ScratchError> {
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let tag = request.tag.index();
         if self.buffers.len() <= tag {
             self.buffers.resize_with(tag + 1, Vec::new);
@@ -75,9 +75,10 @@ unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
             self.retained_bytes -= buffer.capacity;
             self.counters.hits += 1;
             let base = buffer.base.expect("a buffer with capacity has a base");
-            return Ok(Grant { base, offset: 0, capacity: buffer.capacity, token: idx as u32, fresh: false });
+            *grant = Grant { base, offset: 0, capacity: buffer.capacity, token: idx as u32, fresh: false };
+                return Ok(());
         }
-        let capacity = round_up(request.bytes, BLOCK_ALIGN).ok_or(too_large(request.bytes))?;
+        let capacity = round_up(request.bytes, BLOCK_ALIGN).ok_or_else(|| too_large(request.bytes))?;
         let idx = match list.iter().position(|b| !b.leased) {
             Some(idx) => {
                 // Too small: free it first, so the regrown buffer does not
@@ -100,10 +101,11 @@ unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
         let buffer = &mut self.buffers[tag][idx];
         *buffer = Buffer { base: Some(base), capacity, leased: true };
         self.counters.misses += 1;
-        Ok(Grant { base, offset: 0, capacity, token: idx as u32, fresh: true })
+        *grant = Grant { base, offset: 0, capacity, token: idx as u32, fresh: true };
+        Ok(())
     }
 
-    fn release(&mut self, request: Request, grant: Grant<M::Ptr>) {
+    fn release(&mut self, request: Request, grant: &Grant<M::Ptr>) {
         let buffer = &mut self.buffers[request.tag.index()][grant.token as usize];
         buffer.leased = false;
         self.retained_bytes += buffer.capacity;
