@@ -18,7 +18,12 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scratchpad::{HostMemory, Phase, Pool, PoolOptions, STRATEGY_NAMES, tag};
 
-const SIZES: [(usize, &str); 4] = [(256, "256B"), (64 << 10, "64KiB"), (1 << 20, "1MiB"), (16 << 20, "16MiB")];
+const SIZES: [(usize, &str); 4] = [
+    (256, "256B"),
+    (64 << 10, "64KiB"),
+    (1 << 20, "1MiB"),
+    (16 << 20, "16MiB"),
+];
 
 /// Acquire + release pairs per timed step.
 const PAIRS: u32 = 64;
@@ -44,20 +49,29 @@ fn time_pairs(iters: u64, mut run_step: impl FnMut()) -> Duration {
     for _ in 0..steps {
         run_step();
     }
-    start.elapsed().mul_f64(iters as f64 / (steps * PAIRS as u64) as f64)
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (steps * PAIRS as u64) as f64)
 }
 
 fn acquire_release(c: &mut Criterion) {
     for (group_name, write) in [("acquire_release", false), ("acquire_write_release", true)] {
         let mut group = c.benchmark_group(group_name);
-        group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(30);
+        group
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(1))
+            .sample_size(30);
         for (bytes, label) in SIZES {
             if write {
                 group.throughput(Throughput::Bytes(bytes as u64));
             }
             // `noop` last: its mmap and munmap per call at large sizes leave
             // kernel work behind that would disturb the strategies after it.
-            for name in STRATEGY_NAMES.iter().filter(|&&n| n != "noop").chain(&["noop"]) {
+            for name in STRATEGY_NAMES
+                .iter()
+                .filter(|&&n| n != "noop")
+                .chain(&["noop"])
+            {
                 let pool = Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap();
                 pool.set_verify(false);
                 step(&pool, bytes, true);

@@ -27,7 +27,14 @@ impl<M: Memory> Backing<M> {
 
     /// A backing that refuses to hold more than `limit` bytes at once.
     pub fn with_limit(memory: M, limit: Option<usize>) -> Self {
-        Backing { memory, limit, reserved: 0, peak_reserved: 0, allocations: 0, frees: 0 }
+        Backing {
+            memory,
+            limit,
+            reserved: 0,
+            peak_reserved: 0,
+            allocations: 0,
+            frees: 0,
+        }
     }
 
     /// The memory itself.
@@ -39,7 +46,10 @@ impl<M: Memory> Backing<M> {
     pub fn allocate(&mut self, bytes: usize) -> Result<M::Ptr, ScratchError> {
         if let Some(limit) = self.limit {
             if bytes > limit {
-                return Err(ScratchError::NeverFits { requested: bytes, limit });
+                return Err(ScratchError::NeverFits {
+                    requested: bytes,
+                    limit,
+                });
             }
             if self.reserved + bytes > limit {
                 return Err(self.out_of_memory(bytes));

@@ -26,7 +26,13 @@ pub struct Lease<'s, T: Pod, M: Memory = HostMemory> {
 
 impl<'s, T: Pod, M: Memory> Lease<'s, T, M> {
     pub(crate) fn new(core: &'s RefCell<Core<M>>, ptr: M::Ptr, len: usize, slot: u32) -> Self {
-        Lease { core, ptr, len, slot, _marker: PhantomData }
+        Lease {
+            core,
+            ptr,
+            len,
+            slot,
+            _marker: PhantomData,
+        }
     }
 
     /// Number of elements.

@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 
 use crate::trace::Recorder;
 use crate::{
-    BLOCK_ALIGN, Grant, Memory, Phase, PoolOptions, PoolStats, Request, ScratchError, ScratchPool,
-    Scope, Tag, TagStats, Trace,
+    BLOCK_ALIGN, Grant, Memory, Phase, PoolOptions, PoolStats, Request, Scope, ScratchError,
+    ScratchPool, Tag, TagStats, Trace,
 };
 
 /// A slot index that marks an empty lease, which holds no memory.
@@ -40,11 +40,17 @@ pub struct Pool<M: Memory> {
 impl<M: Memory> Pool<M> {
     /// A pool over the given strategy.
     pub fn new(strategy: Box<dyn ScratchPool<M>>) -> Self {
-        Pool { core: RefCell::new(Core::new(strategy)) }
+        Pool {
+            core: RefCell::new(Core::new(strategy)),
+        }
     }
 
     /// A pool over the strategy called `name` (see [`crate::STRATEGY_NAMES`]).
-    pub fn with_strategy(name: &str, memory: M, options: &PoolOptions) -> Result<Self, ScratchError> {
+    pub fn with_strategy(
+        name: &str,
+        memory: M,
+        options: &PoolOptions,
+    ) -> Result<Self, ScratchError> {
         Ok(Pool::new(crate::create_strategy(name, memory, options)?))
     }
 
@@ -182,7 +188,11 @@ struct LiveEntry<P> {
 
 impl<P> LiveEntry<P> {
     fn request(&self) -> Request {
-        Request { bytes: self.bytes, align: self.align, tag: self.tag }
+        Request {
+            bytes: self.bytes,
+            align: self.align,
+            tag: self.tag,
+        }
     }
 }
 
@@ -217,8 +227,8 @@ pub(crate) struct Core<M: Memory> {
     empty_acquires: u64,
     bytes_requested: u64,
     live_bytes: usize,
-    peak_live_bytes: usize,
-    /// Per phase, plus a last entry for work outside steps.
+    /// Most bytes live at once per phase, plus a last entry for work
+    /// outside steps; the overall peak is their maximum.
     phase_peak_live_bytes: [usize; 3],
     live_capacity_bytes: usize,
     tags: Vec<TagCounters>,
@@ -243,7 +253,6 @@ impl<M: Memory> Core<M> {
             empty_acquires: 0,
             bytes_requested: 0,
             live_bytes: 0,
-            peak_live_bytes: 0,
             phase_peak_live_bytes: [0; 3],
             live_capacity_bytes: 0,
             tags: Vec::new(),
@@ -268,6 +277,7 @@ impl<M: Memory> Core<M> {
     }
 
     #[cold]
+    #[inline(never)]
     fn grow_tags(&mut self, tag: Tag) {
         self.tags.resize(tag.index() + 1, TagCounters::default());
     }
@@ -284,14 +294,21 @@ impl<M: Memory> Core<M> {
         depth: u32,
     ) -> Result<(u32, M::Ptr, bool), ScratchError> {
         debug_assert!(align.is_power_of_two() && align <= BLOCK_ALIGN);
-        debug_assert!(depth >= 1 && depth <= self.depth, "a scope outlived its closure");
+        debug_assert!(
+            depth >= 1 && depth <= self.depth,
+            "a scope outlived its closure"
+        );
         if bytes == 0 {
             self.acquires += 1;
             self.empty_acquires += 1;
             self.tag_counters(tag).acquires += 1;
             return Ok((EMPTY_SLOT, M::dangling(), true));
         }
-        let request = Request { bytes, align: align as u32, tag };
+        let request = Request {
+            bytes,
+            align: align as u32,
+            tag,
+        };
         if self.free_head == NIL {
             self.add_slot();
         }
@@ -308,10 +325,8 @@ impl<M: Memory> Core<M> {
         let capacity = entry.grant.capacity;
         let fresh = entry.grant.fresh;
         let ptr = M::offset(entry.grant.base, entry.grant.offset);
-        if let Some(recorder) = &mut self.recorder {
-            entry.id = self.next_id;
-            self.next_id += 1;
-            recorder.acquire(entry.id, bytes, align, tag);
+        if self.recorder.is_some() {
+            self.record_acquire(slot);
         }
         if self.verify {
             self.check_grant(slot);
@@ -323,7 +338,6 @@ impl<M: Memory> Core<M> {
         self.acquires += 1;
         self.bytes_requested += bytes as u64;
         self.live_bytes += bytes;
-        self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
         let phase_peak = &mut self.phase_peak_live_bytes[self.phase_idx];
         *phase_peak = (*phase_peak).max(self.live_bytes);
         self.live_capacity_bytes += capacity;
@@ -334,10 +348,37 @@ impl<M: Memory> Core<M> {
         Ok((slot, ptr, fresh))
     }
 
+    /// Gives the lease in `slot` a trace id and records its acquire.
     #[cold]
+    #[inline(never)]
+    fn record_acquire(&mut self, slot: u32) {
+        let entry = &mut self.slots[slot as usize];
+        entry.id = self.next_id;
+        self.next_id += 1;
+        if let Some(recorder) = &mut self.recorder {
+            recorder.acquire(entry.id, entry.bytes, entry.align as usize, entry.tag);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
     fn add_slot(&mut self) {
-        let grant = Grant { base: M::dangling(), offset: 0, capacity: 0, token: 0, fresh: false };
-        let entry = LiveEntry { grant, bytes: 0, align: 0, tag: Tag::UNTAGGED, depth: VACANT, next_free: NIL, id: 0 };
+        let grant = Grant {
+            base: M::dangling(),
+            offset: 0,
+            capacity: 0,
+            token: 0,
+            fresh: false,
+        };
+        let entry = LiveEntry {
+            grant,
+            bytes: 0,
+            align: 0,
+            tag: Tag::UNTAGGED,
+            depth: VACANT,
+            next_free: NIL,
+            id: 0,
+        };
         self.slots.push(entry);
         self.free_head = (self.slots.len() - 1) as u32;
     }
@@ -353,10 +394,21 @@ impl<M: Memory> Core<M> {
     }
 
     /// The grant must lie in bounds, be aligned, and overlap no live lease.
+    #[cold]
+    #[inline(never)]
     fn check_grant(&self, slot: u32) {
         let name = self.strategy.name();
-        let LiveEntry { grant, bytes, align, .. } = &self.slots[slot as usize];
-        let request = Request { bytes: *bytes, align: *align, tag: Tag::UNTAGGED };
+        let LiveEntry {
+            grant,
+            bytes,
+            align,
+            ..
+        } = &self.slots[slot as usize];
+        let request = Request {
+            bytes: *bytes,
+            align: *align,
+            tag: Tag::UNTAGGED,
+        };
         assert!(
             grant.capacity >= request.bytes,
             "strategy `{name}` granted {} bytes for a request of {}",
@@ -370,7 +422,11 @@ impl<M: Memory> Core<M> {
             request.align
         );
         let end = start + grant.capacity;
-        let others = self.slots.iter().enumerate().filter(|&(idx, e)| e.depth != VACANT && idx != slot as usize);
+        let others = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|&(idx, e)| e.depth != VACANT && idx != slot as usize);
         for (_, entry) in others {
             let other = M::address(M::offset(entry.grant.base, entry.grant.offset));
             let other_end = other + entry.grant.capacity;
@@ -382,7 +438,9 @@ impl<M: Memory> Core<M> {
         }
     }
 
-    #[inline]
+    // Always inlined into `Lease::drop`: a call frame of its own costs as
+    // much as the bookkeeping.
+    #[inline(always)]
     pub(crate) fn release(&mut self, slot: u32) {
         let entry = &mut self.slots[slot as usize];
         debug_assert!(entry.depth != VACANT, "released a lease twice");
@@ -396,8 +454,17 @@ impl<M: Memory> Core<M> {
         self.live_bytes -= request.bytes;
         self.live_capacity_bytes -= entry.grant.capacity;
         self.tags[request.tag.index()].live_bytes -= request.bytes;
+        if self.recorder.is_some() {
+            self.record_release(slot);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_release(&mut self, slot: u32) {
+        let id = self.slots[slot as usize].id;
         if let Some(recorder) = &mut self.recorder {
-            recorder.release(entry.id);
+            recorder.release(id);
         }
     }
 
@@ -460,7 +527,6 @@ impl<M: Memory> Core<M> {
 
     fn reset_peaks(&mut self) {
         self.strategy.reset_peak();
-        self.peak_live_bytes = self.live_bytes;
         self.phase_peak_live_bytes = [0; 3];
         self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
         for tag in &mut self.tags {
@@ -477,7 +543,12 @@ impl<M: Memory> Core<M> {
             misses: s.misses,
             bytes_requested: self.bytes_requested,
             live_bytes: self.live_bytes,
-            peak_live_bytes: self.peak_live_bytes,
+            peak_live_bytes: self
+                .phase_peak_live_bytes
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0),
             phase_peak_live_bytes: [self.phase_peak_live_bytes[0], self.phase_peak_live_bytes[1]],
             live_capacity_bytes: self.live_capacity_bytes,
             reserved_bytes: s.reserved_bytes,

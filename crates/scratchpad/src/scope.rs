@@ -66,7 +66,11 @@ pub struct Scope<'p, M: Memory> {
 
 impl<'p, M: Memory> Scope<'p, M> {
     pub(crate) fn new(core: &'p RefCell<Core<M>>, depth: u32) -> Self {
-        Scope { core, depth, _not_send: NotSend::default() }
+        Scope {
+            core,
+            depth,
+            _not_send: NotSend::default(),
+        }
     }
 
     /// Nesting depth: 1 for an outermost scope.
@@ -111,8 +115,12 @@ impl<'p, M: Memory> Scope<'p, M> {
         zeroed: bool,
     ) -> Result<Lease<'_, T, M>, ScratchError> {
         let elem_bytes = size_of::<T>();
-        let bytes =
-            len.checked_mul(elem_bytes).ok_or_else(|| ScratchError::SizeOverflow { len, elem_bytes })?;
+        // Lazily: an eager `ok_or` builds and drops the error on every call,
+        // which costs more than the rest of the size check (callgrind).
+        #[allow(clippy::unnecessary_lazy_evaluations)]
+        let bytes = len
+            .checked_mul(elem_bytes)
+            .ok_or_else(|| ScratchError::SizeOverflow { len, elem_bytes })?;
         self.acquire_raw(len, bytes, BLOCK_ALIGN, tag, zeroed)
     }
 

@@ -19,7 +19,9 @@ pub struct SharedPool<M: Memory> {
 impl<M: Memory> SharedPool<M> {
     /// Wraps `pool`.
     pub fn new(pool: Pool<M>) -> Self {
-        SharedPool { inner: Mutex::new(pool) }
+        SharedPool {
+            inner: Mutex::new(pool),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool<M>> {

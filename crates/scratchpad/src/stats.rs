@@ -112,7 +112,11 @@ pub struct PoolStats {
 impl PoolStats {
     /// Hits over acquires, or 1 when nothing was acquired.
     pub fn hit_rate(&self) -> f64 {
-        if self.acquires == 0 { 1.0 } else { self.hits as f64 / self.acquires as f64 }
+        if self.acquires == 0 {
+            1.0
+        } else {
+            self.hits as f64 / self.acquires as f64
+        }
     }
 
     /// Bytes set aside for live leases beyond what they asked for, now.

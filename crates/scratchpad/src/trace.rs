@@ -112,7 +112,11 @@ pub struct ReplayReport {
 impl ReplayReport {
     /// Mean nanoseconds per acquire or release.
     pub fn ns_per_op(&self) -> f64 {
-        if self.ops == 0 { 0.0 } else { self.elapsed.as_nanos() as f64 / self.ops as f64 }
+        if self.ops == 0 {
+            0.0
+        } else {
+            self.elapsed.as_nanos() as f64 / self.ops as f64
+        }
     }
 
     /// Peak reserved over the lower bound.
@@ -130,8 +134,15 @@ enum Op {
     EndStep,
     Scope,
     EndScope,
-    Acquire { lease: usize, bytes: usize, align: usize, tag: Tag },
-    Release { lease: usize },
+    Acquire {
+        lease: usize,
+        bytes: usize,
+        align: usize,
+        tag: Tag,
+    },
+    Release {
+        lease: usize,
+    },
 }
 
 impl Trace {
@@ -163,7 +174,9 @@ impl Trace {
             format: Option<String>,
             version: Option<u64>,
         }
-        let invalid = |e: serde_json::Error| ScratchError::InvalidTrace { reason: e.to_string() };
+        let invalid = |e: serde_json::Error| ScratchError::InvalidTrace {
+            reason: e.to_string(),
+        };
         let header: Header = serde_json::from_str(json).map_err(invalid)?;
         if header.format.as_deref() != Some(TRACE_FORMAT) {
             return Err(ScratchError::InvalidTrace {
@@ -173,7 +186,10 @@ impl Trace {
         match header.version {
             Some(TRACE_VERSION) => {}
             Some(found) => {
-                return Err(ScratchError::TraceVersion { found, supported: TRACE_VERSION });
+                return Err(ScratchError::TraceVersion {
+                    found,
+                    supported: TRACE_VERSION,
+                });
             }
             None => {
                 return Err(ScratchError::InvalidTrace {
@@ -197,7 +213,11 @@ impl Trace {
         ));
         for (idx, event) in self.events.iter().enumerate() {
             out.push_str(&serde_json::to_string(event).expect("events serialise"));
-            out.push_str(if idx + 1 < self.events.len() { ",\n" } else { "\n" });
+            out.push_str(if idx + 1 < self.events.len() {
+                ",\n"
+            } else {
+                "\n"
+            });
         }
         out.push_str("]}\n");
         out
@@ -205,8 +225,10 @@ impl Trace {
 
     /// Reads and validates a trace file.
     pub fn read(path: &Path) -> Result<Self, ScratchError> {
-        let json = std::fs::read_to_string(path)
-            .map_err(|source| ScratchError::Io { path: path.to_owned(), source })?;
+        let json = std::fs::read_to_string(path).map_err(|source| ScratchError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Trace::from_json(&json).map_err(|e| match e {
             ScratchError::InvalidTrace { reason } => ScratchError::InvalidTrace {
                 reason: format!("{}: {reason}", path.display()),
@@ -218,7 +240,10 @@ impl Trace {
     /// Writes the trace to `path` through a temporary file in the same
     /// folder, so a failed write leaves no half-written trace behind.
     pub fn write(&self, path: &Path) -> Result<(), ScratchError> {
-        let io = |source| ScratchError::Io { path: path.to_owned(), source };
+        let io = |source| ScratchError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = std::path::PathBuf::from(tmp);
@@ -236,7 +261,10 @@ impl Trace {
 
     /// Acquire events in the trace.
     pub fn acquires(&self) -> usize {
-        self.events.iter().filter(|e| matches!(e, Event::Acquire { .. })).count()
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Acquire { .. }))
+            .count()
     }
 
     /// The lower bound: the most bytes live at once anywhere in the trace.
@@ -287,7 +315,10 @@ impl Trace {
             });
         }
         if self.version != TRACE_VERSION {
-            return Err(ScratchError::TraceVersion { found: self.version, supported: TRACE_VERSION });
+            return Err(ScratchError::TraceVersion {
+                found: self.version,
+                supported: TRACE_VERSION,
+            });
         }
         let bad = |idx: usize, what: String| ScratchError::InvalidTrace {
             reason: format!("event {idx}: {what}"),
@@ -300,15 +331,14 @@ impl Trace {
         let mut open: Vec<Vec<usize>> = vec![Vec::new()];
         let mut in_step = false;
         let mut ops = Vec::with_capacity(self.events.len() + 2);
-        let close_scope = |open: &mut Vec<Vec<usize>>,
-                           state: &mut Vec<Option<usize>>,
-                           ops: &mut Vec<Op>| {
-            for lease in open.pop().unwrap_or_default() {
-                if state[lease].take().is_some() {
-                    ops.push(Op::Release { lease });
+        let close_scope =
+            |open: &mut Vec<Vec<usize>>, state: &mut Vec<Option<usize>>, ops: &mut Vec<Op>| {
+                for lease in open.pop().unwrap_or_default() {
+                    if state[lease].take().is_some() {
+                        ops.push(Op::Release { lease });
+                    }
                 }
-            }
-        };
+            };
         for (idx, event) in self.events.iter().enumerate() {
             match *event {
                 Event::Step { phase } => {
@@ -336,29 +366,57 @@ impl Trace {
                     close_scope(&mut open, &mut state, &mut ops);
                     ops.push(Op::EndScope);
                 }
-                Event::Acquire { id, bytes, align, tag } => {
+                Event::Acquire {
+                    id,
+                    bytes,
+                    align,
+                    tag,
+                } => {
                     if !align.is_power_of_two() || align > BLOCK_ALIGN {
-                        return Err(bad(idx, format!("alignment {align} of lease {id} is not a power of two up to 64")));
+                        return Err(bad(
+                            idx,
+                            format!(
+                                "alignment {align} of lease {id} is not a power of two up to 64"
+                            ),
+                        ));
                     }
                     let tag = match tags.get(tag as usize) {
                         Some(t) => *t,
                         None if tag == 0 && tags.is_empty() => Tag::UNTAGGED,
-                        None => return Err(bad(idx, format!("tag index {tag} of lease {id} is out of range"))),
+                        None => {
+                            return Err(bad(
+                                idx,
+                                format!("tag index {tag} of lease {id} is out of range"),
+                            ));
+                        }
                     };
                     if index.insert(id, state.len()).is_some() {
                         return Err(bad(idx, format!("lease {id} is acquired twice")));
                     }
                     let lease = state.len();
                     state.push(Some(open.len() - 1));
-                    open.last_mut().expect("the base scope is always open").push(lease);
-                    ops.push(Op::Acquire { lease, bytes, align, tag });
+                    open.last_mut()
+                        .expect("the base scope is always open")
+                        .push(lease);
+                    ops.push(Op::Acquire {
+                        lease,
+                        bytes,
+                        align,
+                        tag,
+                    });
                 }
                 Event::Release { id } => {
                     let Some(&lease) = index.get(&id) else {
-                        return Err(bad(idx, format!("release of lease {id}, which was never acquired")));
+                        return Err(bad(
+                            idx,
+                            format!("release of lease {id}, which was never acquired"),
+                        ));
                     };
                     if state[lease].take().is_none() {
-                        return Err(bad(idx, format!("lease {id} is released twice or after its scope ended")));
+                        return Err(bad(
+                            idx,
+                            format!("lease {id} is released twice or after its scope ended"),
+                        ));
                     }
                     ops.push(Op::Release { lease });
                 }
@@ -380,7 +438,10 @@ impl Trace {
     pub fn replay<M: Memory>(&self, pool: &Pool<M>) -> Result<ReplayReport, ScratchError> {
         let ops = self.ops()?;
         let lower_bound = self.lower_bound()?;
-        let n_leases = ops.iter().filter(|op| matches!(op, Op::Acquire { .. })).count();
+        let n_leases = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Acquire { .. }))
+            .count();
         let mut slots = vec![EMPTY_SLOT; n_leases];
         let mut n_ops = 0u64;
         let mut core = pool.core().borrow_mut();
@@ -397,7 +458,12 @@ impl Trace {
                     core.exit_scope(depth);
                     depth -= 1;
                 }
-                Op::Acquire { lease, bytes, align, tag } => {
+                Op::Acquire {
+                    lease,
+                    bytes,
+                    align,
+                    tag,
+                } => {
                     match core.acquire(bytes, align, tag, depth) {
                         Ok((slot, _, _)) => slots[lease] = slot,
                         Err(e) => {
@@ -444,7 +510,10 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn new() -> Self {
-        Recorder { trace: Trace::new(), tag_index: Vec::new() }
+        Recorder {
+            trace: Trace::new(),
+            tag_index: Vec::new(),
+        }
     }
 
     pub(crate) fn acquire(&mut self, id: u64, bytes: usize, align: usize, tag: Tag) {
@@ -455,7 +524,12 @@ impl Recorder {
             self.tag_index[tag.index()] = self.trace.tag_index(tag.name());
         }
         let tag = self.tag_index[tag.index()];
-        self.trace.events.push(Event::Acquire { id, bytes, align, tag });
+        self.trace.events.push(Event::Acquire {
+            id,
+            bytes,
+            align,
+            tag,
+        });
     }
 
     pub(crate) fn release(&mut self, id: u64) {

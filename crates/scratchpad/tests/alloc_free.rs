@@ -20,10 +20,14 @@ fn decode_step(s: &Scope<'_, HostMemory>, pos: usize) {
         s.scope(|l| {
             let q = l.acquire::<f32>(288, tag!("af.q")).unwrap();
             let mut scores = l.acquire::<f32>(6 * (pos + 1), tag!("af.scores")).unwrap();
-            let rope = l.acquire::<num_complex::Complex32>(24, tag!("af.rope")).unwrap();
+            let rope = l
+                .acquire::<num_complex::Complex32>(24, tag!("af.rope"))
+                .unwrap();
             scores.fill(0.5);
             drop(q);
-            let hidden = l.acquire_zeroed::<half::f16>(768, tag!("af.hidden")).unwrap();
+            let hidden = l
+                .acquire_zeroed::<half::f16>(768, tag!("af.hidden"))
+                .unwrap();
             let empty = l.acquire::<u8>(0, tag!("af.empty")).unwrap();
             std::hint::black_box((&rope, &hidden, &empty, &scores));
         });
@@ -40,9 +44,12 @@ fn prefill_step(s: &Scope<'_, HostMemory>, n: usize) {
     });
 }
 
+/// Runs one step of a phase through a pool (plain or shared).
+type StepRunner<'a> = &'a dyn Fn(Phase, &dyn Fn(&Scope<'_, HostMemory>));
+
 /// Heap allocations of 200 decode steps and 5 prefills after a warm-up at
 /// the largest sizes (as the model's `reserve` does).
-fn count(run_step: &dyn Fn(Phase, &dyn Fn(&Scope<'_, HostMemory>))) -> AllocCounts {
+fn count(run_step: StepRunner<'_>) -> AllocCounts {
     run_step(Phase::Prefill, &|s| prefill_step(s, 64));
     run_step(Phase::Decode, &|s| decode_step(s, 255));
     let before = CountingAlloc::counts();
@@ -58,8 +65,16 @@ fn count(run_step: &dyn Fn(Phase, &dyn Fn(&Scope<'_, HostMemory>))) -> AllocCoun
 fn main() {
     let (mut passed, mut failed) = (0, 0);
     let mut check = |name: String, counts: AllocCounts, noop: bool| {
-        let ok = if noop { counts.allocations > 0 } else { counts.allocations == 0 };
-        let expect = if noop { "some (it allocates per acquire)" } else { "exactly 0" };
+        let ok = if noop {
+            counts.allocations > 0
+        } else {
+            counts.allocations == 0
+        };
+        let expect = if noop {
+            "some (it allocates per acquire)"
+        } else {
+            "exactly 0"
+        };
         println!(
             "{:<22} {:>6} heap allocations, {:>9} bytes after warm-up (expected {expect}) ... {}",
             name,
@@ -77,7 +92,10 @@ fn main() {
         let counts = count(&|phase, f| shared.step(phase, |s| f(s)));
         check(format!("shared({name})"), counts, name == "noop");
     }
-    assert!(CountingAlloc::is_installed(), "the counting allocator is the global allocator");
+    assert!(
+        CountingAlloc::is_installed(),
+        "the counting allocator is the global allocator"
+    );
     println!("alloc_free: {passed} passed, {failed} failed");
     if failed > 0 {
         std::process::exit(1);

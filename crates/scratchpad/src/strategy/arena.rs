@@ -4,8 +4,8 @@
 
 use super::{round_up, too_large};
 use crate::{
-    BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError,
-    ScratchPool, StrategyStats,
+    BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
+    StrategyStats,
 };
 
 /// The smallest chunk the arena allocates.
@@ -60,7 +60,11 @@ impl<M: Memory> Arena<M> {
         self.free_chunks_from(0);
         self.current = 0;
         if let Ok(base) = self.backing.allocate(total) {
-            self.chunks.push(Chunk { base, size: total, used: 0 });
+            self.chunks.push(Chunk {
+                base,
+                size: total,
+                used: 0,
+            });
         }
     }
 }
@@ -85,31 +89,69 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let bytes = request.bytes;
         if let Some(chunk) = self.chunks.get_mut(self.current) {
-            let start = round_up(chunk.used, request.align as usize).ok_or_else(|| too_large(bytes))?;
-            if start.checked_add(bytes).is_some_and(|end| end <= chunk.size) {
+            let start =
+                round_up(chunk.used, request.align as usize).ok_or_else(|| too_large(bytes))?;
+            if start
+                .checked_add(bytes)
+                .is_some_and(|end| end <= chunk.size)
+            {
                 chunk.used = start + bytes;
                 self.counters.hits += 1;
                 let token = self.current as u32;
-                *grant = Grant { base: chunk.base, offset: start, capacity: bytes, token, fresh: false };
+                *grant = Grant {
+                    base: chunk.base,
+                    offset: start,
+                    capacity: bytes,
+                    token,
+                    fresh: false,
+                };
                 return Ok(());
             }
-            if let Some(next) = (self.current + 1..self.chunks.len()).find(|&j| self.chunks[j].size >= bytes) {
+            if let Some(next) =
+                (self.current + 1..self.chunks.len()).find(|&j| self.chunks[j].size >= bytes)
+            {
                 self.current = next;
                 let chunk = &mut self.chunks[next];
                 chunk.used = bytes;
                 self.counters.hits += 1;
-                *grant = Grant { base: chunk.base, offset: 0, capacity: bytes, token: next as u32, fresh: false };
+                *grant = Grant {
+                    base: chunk.base,
+                    offset: 0,
+                    capacity: bytes,
+                    token: next as u32,
+                    fresh: false,
+                };
                 return Ok(());
             }
         }
         let reserved = self.backing.reserved();
-        let size = round_up(bytes, BLOCK_ALIGN).ok_or_else(|| too_large(bytes))?.max(reserved).max(MIN_CHUNK);
+        let size = round_up(bytes, BLOCK_ALIGN)
+            .ok_or_else(|| too_large(bytes))?
+            .max(reserved)
+            .max(MIN_CHUNK);
         let base = self.backing.allocate(size)?;
         self.counters.misses += 1;
-        let idx = if self.chunks.is_empty() { 0 } else { self.current + 1 };
-        self.chunks.insert(idx, Chunk { base, size, used: bytes });
+        let idx = if self.chunks.is_empty() {
+            0
+        } else {
+            self.current + 1
+        };
+        self.chunks.insert(
+            idx,
+            Chunk {
+                base,
+                size,
+                used: bytes,
+            },
+        );
         self.current = idx;
-        *grant = Grant { base, offset: 0, capacity: bytes, token: idx as u32, fresh: true };
+        *grant = Grant {
+            base,
+            offset: 0,
+            capacity: bytes,
+            token: idx as u32,
+            fresh: true,
+        };
         Ok(())
     }
 

@@ -23,7 +23,11 @@ pub(crate) struct FreeList<P> {
 
 impl<P: Copy> FreeList<P> {
     pub(crate) fn new(max_retained_bytes: usize) -> Self {
-        FreeList { idle: Vec::new(), retained_bytes: 0, max_retained_bytes }
+        FreeList {
+            idle: Vec::new(),
+            retained_bytes: 0,
+            max_retained_bytes,
+        }
     }
 
     pub(crate) fn retained_bytes(&self) -> usize {
@@ -32,6 +36,7 @@ impl<P: Copy> FreeList<P> {
 
     /// Serves `request` from the smallest idle buffer that fits, or from a
     /// new buffer, counting the hit or miss.
+    #[inline(always)]
     pub(crate) fn acquire<M: Memory<Ptr = P>>(
         &mut self,
         backing: &mut Backing<M>,
@@ -39,7 +44,9 @@ impl<P: Copy> FreeList<P> {
         request: Request,
         grant: &mut Grant<P>,
     ) -> Result<(), ScratchError> {
-        let idx = self.idle.partition_point(|&(capacity, _)| capacity < request.bytes);
+        let idx = self
+            .idle
+            .partition_point(|&(capacity, _)| capacity < request.bytes);
         if idx < self.idle.len() {
             // The common case takes the largest (last) buffer: pop it rather
             // than shift nothing through a call to memmove.
@@ -50,18 +57,31 @@ impl<P: Copy> FreeList<P> {
             };
             self.retained_bytes -= capacity;
             counters.hits += 1;
-            *grant = Grant { base, offset: 0, capacity, token: 0, fresh: false };
+            *grant = Grant {
+                base,
+                offset: 0,
+                capacity,
+                token: 0,
+                fresh: false,
+            };
             return Ok(());
         }
         let capacity = round_up(request.bytes, GRANULE).ok_or_else(|| too_large(request.bytes))?;
         let base = backing.allocate(capacity)?;
         counters.misses += 1;
-        *grant = Grant { base, offset: 0, capacity, token: 0, fresh: true };
+        *grant = Grant {
+            base,
+            offset: 0,
+            capacity,
+            token: 0,
+            fresh: true,
+        };
         Ok(())
     }
 
     /// Takes back an idle buffer, then evicts the smallest idle buffers while
     /// the total is over the cap.
+    #[inline(always)]
     pub(crate) fn release<M: Memory<Ptr = P>>(
         &mut self,
         backing: &mut Backing<M>,
@@ -134,11 +154,17 @@ unsafe impl<M: Memory> ScratchPool<M> for BestFit<M> {
     }
 
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
-        self.free.acquire(&mut self.backing, &mut self.counters, request, grant)
+        self.free
+            .acquire(&mut self.backing, &mut self.counters, request, grant)
     }
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
-        self.free.release(&mut self.backing, &mut self.counters, grant.base, grant.capacity);
+        self.free.release(
+            &mut self.backing,
+            &mut self.counters,
+            grant.base,
+            grant.capacity,
+        );
     }
 
     fn trim(&mut self) {
@@ -151,7 +177,8 @@ unsafe impl<M: Memory> ScratchPool<M> for BestFit<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        self.counters.report(&self.backing, self.free.retained_bytes())
+        self.counters
+            .report(&self.backing, self.free.retained_bytes())
     }
 }
 

@@ -18,8 +18,14 @@ pub use workspace::Workspace;
 use crate::{Memory, ScratchError, ScratchPool};
 
 /// Every strategy's name, as [`create_strategy`] and the CLI take them.
-pub const STRATEGY_NAMES: [&str; 6] =
-    ["noop", "size-classed", "best-fit", "arena", "planned", "workspace"];
+pub const STRATEGY_NAMES: [&str; 6] = [
+    "noop",
+    "size-classed",
+    "best-fit",
+    "arena",
+    "planned",
+    "workspace",
+];
 
 /// The environment variable that sets [`PoolOptions::max_retained_bytes`]
 /// (read by [`PoolOptions::from_env`]).
@@ -42,7 +48,11 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_retained_bytes: 100 << 20, per_class_cap: 8, reserve_limit: None }
+        PoolOptions {
+            max_retained_bytes: 100 << 20,
+            per_class_cap: 8,
+            reserve_limit: None,
+        }
     }
 }
 
@@ -53,11 +63,14 @@ impl PoolOptions {
         let mut options = PoolOptions::default();
         if let Ok(value) = std::env::var(MAX_RETAINED_ENV) {
             options.max_retained_bytes =
-                value.trim().parse().map_err(|_| ScratchError::InvalidOption {
-                    option: MAX_RETAINED_ENV,
-                    value: value.clone(),
-                    reason: "expected a whole number of bytes",
-                })?;
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| ScratchError::InvalidOption {
+                        option: MAX_RETAINED_ENV,
+                        value: value.clone(),
+                        reason: "expected a whole number of bytes",
+                    })?;
         }
         Ok(options)
     }
@@ -83,7 +96,11 @@ pub fn create_strategy<M: Memory>(
         "arena" => Box::new(Arena::new(memory, options)),
         "planned" => Box::new(Planned::new(memory, options)),
         "workspace" => Box::new(Workspace::new(memory, options)),
-        _ => return Err(ScratchError::UnknownStrategy { name: name.to_owned() }),
+        _ => {
+            return Err(ScratchError::UnknownStrategy {
+                name: name.to_owned(),
+            });
+        }
     })
 }
 
@@ -96,5 +113,8 @@ pub(crate) fn round_up(bytes: usize, granule: usize) -> Option<usize> {
 
 /// The error for a request whose rounded size overflows.
 pub(crate) fn too_large(requested: usize) -> ScratchError {
-    ScratchError::NeverFits { requested, limit: isize::MAX as usize / 2 }
+    ScratchError::NeverFits {
+        requested,
+        limit: isize::MAX as usize / 2,
+    }
 }

@@ -15,7 +15,10 @@ pub struct Noop<M: Memory> {
 impl<M: Memory> Noop<M> {
     /// A noop pool over `memory`.
     pub fn new(memory: M, options: &PoolOptions) -> Self {
-        Noop { backing: Backing::with_limit(memory, options.reserve_limit), counters: Counters::default() }
+        Noop {
+            backing: Backing::with_limit(memory, options.reserve_limit),
+            counters: Counters::default(),
+        }
     }
 }
 
@@ -34,7 +37,13 @@ unsafe impl<M: Memory> ScratchPool<M> for Noop<M> {
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let base = self.backing.allocate(request.bytes)?;
         self.counters.misses += 1;
-        *grant = Grant { base, offset: 0, capacity: request.bytes, token: 0, fresh: true };
+        *grant = Grant {
+            base,
+            offset: 0,
+            capacity: request.bytes,
+            token: 0,
+            fresh: true,
+        };
         Ok(())
     }
 

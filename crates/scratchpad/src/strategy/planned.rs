@@ -56,7 +56,10 @@ impl Plan {
     fn greedy_by_size(records: &[Record]) -> Plan {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by(|&a, &b| {
-            records[b].bytes.cmp(&records[a].bytes).then(records[a].first.cmp(&records[b].first))
+            records[b]
+                .bytes
+                .cmp(&records[a].bytes)
+                .then(records[a].first.cmp(&records[b].first))
         });
         let mut offsets = vec![0usize; records.len()];
         let mut placed: Vec<usize> = Vec::with_capacity(records.len());
@@ -68,7 +71,12 @@ impl Plan {
                 placed
                     .iter()
                     .filter(|&&other| records[other].overlaps(&record))
-                    .map(|&other| (offsets[other], offsets[other].saturating_add(records[other].bytes))),
+                    .map(|&other| {
+                        (
+                            offsets[other],
+                            offsets[other].saturating_add(records[other].bytes),
+                        )
+                    }),
             );
             conflicts.sort_unstable();
             let mut offset = 0usize;
@@ -84,11 +92,20 @@ impl Plan {
         let placements: Vec<Placement> = records
             .iter()
             .zip(&offsets)
-            .map(|(r, &offset)| Placement { offset, bytes: r.bytes })
+            .map(|(r, &offset)| Placement {
+                offset,
+                bytes: r.bytes,
+            })
             .collect();
-        let slab_bytes =
-            placements.iter().map(|p| p.offset.saturating_add(p.bytes)).max().unwrap_or(0);
-        Plan { placements, slab_bytes }
+        let slab_bytes = placements
+            .iter()
+            .map(|p| p.offset.saturating_add(p.bytes))
+            .max()
+            .unwrap_or(0);
+        Plan {
+            placements,
+            slab_bytes,
+        }
     }
 }
 
@@ -149,7 +166,13 @@ impl<M: Memory> Planned<M> {
 
     /// Grows the slab to the larger plan, if no lease lives in it.
     fn fit_slab(&mut self) {
-        let needed = self.plans.iter().flatten().map(|p| p.slab_bytes).max().unwrap_or(0);
+        let needed = self
+            .plans
+            .iter()
+            .flatten()
+            .map(|p| p.slab_bytes)
+            .max()
+            .unwrap_or(0);
         if needed <= self.slab_bytes || !self.slab_live.is_empty() {
             return;
         }
@@ -207,11 +230,16 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             let index = self.step_index;
             self.step_index += 1;
             if self.measuring {
-                self.fallback.acquire(&mut self.backing, &mut self.counters, request, grant)?;
+                self.fallback
+                    .acquire(&mut self.backing, &mut self.counters, request, grant)?;
                 let record = self.records.len() as u32;
                 if record <= RECORD_MASK {
                     let bytes = round_up(request.bytes, BLOCK_ALIGN).unwrap_or(usize::MAX);
-                    self.records.push(Record { bytes, first: self.clock, last: OPEN });
+                    self.records.push(Record {
+                        bytes,
+                        first: self.clock,
+                        last: OPEN,
+                    });
                     grant.token = MEASURED | (self.generation << GENERATION_SHIFT) | record;
                 }
                 self.clock = self.clock.saturating_add(1);
@@ -222,13 +250,20 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                     self.slab_live.push((offset, offset + request.bytes));
                     self.counters.hits += 1;
                     let base = self.slab.expect("checked by planned_range");
-                    *grant = Grant { base, offset, capacity: request.bytes, token: SLAB, fresh: false };
-                return Ok(());
+                    *grant = Grant {
+                        base,
+                        offset,
+                        capacity: request.bytes,
+                        token: SLAB,
+                        fresh: false,
+                    };
+                    return Ok(());
                 }
                 self.counters.deviations += 1;
             }
         }
-        self.fallback.acquire(&mut self.backing, &mut self.counters, request, grant)
+        self.fallback
+            .acquire(&mut self.backing, &mut self.counters, request, grant)
     }
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
@@ -248,7 +283,12 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                 self.clock = self.clock.saturating_add(1);
             }
         }
-        self.fallback.release(&mut self.backing, &mut self.counters, grant.base, grant.capacity);
+        self.fallback.release(
+            &mut self.backing,
+            &mut self.counters,
+            grant.base,
+            grant.capacity,
+        );
     }
 
     fn begin_step(&mut self, phase: Phase) {
@@ -265,7 +305,9 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn end_step(&mut self) {
-        let Some(phase) = self.step.take() else { return };
+        let Some(phase) = self.step.take() else {
+            return;
+        };
         if self.measuring {
             self.measuring = false;
             self.plans[phase.index()] = Some(Plan::greedy_by_size(&self.records));
@@ -293,8 +335,13 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        let slab_idle = if self.slab_live.is_empty() { self.slab_bytes } else { 0 };
-        self.counters.report(&self.backing, self.fallback.retained_bytes() + slab_idle)
+        let slab_idle = if self.slab_live.is_empty() {
+            self.slab_bytes
+        } else {
+            0
+        };
+        self.counters
+            .report(&self.backing, self.fallback.retained_bytes() + slab_idle)
     }
 }
 

@@ -52,7 +52,9 @@ impl<M: Memory> SizeClassed<M> {
 
     /// The class index and size serving `bytes`.
     fn class_of(bytes: usize) -> Option<(usize, usize)> {
-        let size = bytes.max(1 << MIN_CLASS_SHIFT).checked_next_power_of_two()?;
+        let size = bytes
+            .max(1 << MIN_CLASS_SHIFT)
+            .checked_next_power_of_two()?;
         let idx = (size.trailing_zeros() - MIN_CLASS_SHIFT) as usize;
         (idx < N_CLASSES).then_some((idx, size))
     }
@@ -100,12 +102,24 @@ unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
             let base = self.idle[class * self.per_class_cap + len as usize];
             self.counters.hits += 1;
             let capacity = Self::class_size(class);
-            *grant = Grant { base, offset: 0, capacity, token: class as u32, fresh: false };
+            *grant = Grant {
+                base,
+                offset: 0,
+                capacity,
+                token: class as u32,
+                fresh: false,
+            };
             return Ok(());
         }
         let base = self.backing.allocate(size)?;
         self.counters.misses += 1;
-        *grant = Grant { base, offset: 0, capacity: size, token: idx as u32, fresh: true };
+        *grant = Grant {
+            base,
+            offset: 0,
+            capacity: size,
+            token: idx as u32,
+            fresh: true,
+        };
         Ok(())
     }
 
@@ -133,7 +147,9 @@ unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        let retained = (0..N_CLASSES).map(|c| self.len[c] as usize * Self::class_size(c)).sum();
+        let retained = (0..N_CLASSES)
+            .map(|c| self.len[c] as usize * Self::class_size(c))
+            .sum();
         self.counters.report(&self.backing, retained)
     }
 }

@@ -4,8 +4,8 @@
 
 use super::{round_up, too_large};
 use crate::{
-    BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError,
-    ScratchPool, StrategyStats,
+    BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
+    StrategyStats,
 };
 
 struct Buffer<P> {
@@ -75,10 +75,17 @@ unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
             self.retained_bytes -= buffer.capacity;
             self.counters.hits += 1;
             let base = buffer.base.expect("a buffer with capacity has a base");
-            *grant = Grant { base, offset: 0, capacity: buffer.capacity, token: idx as u32, fresh: false };
-                return Ok(());
+            *grant = Grant {
+                base,
+                offset: 0,
+                capacity: buffer.capacity,
+                token: idx as u32,
+                fresh: false,
+            };
+            return Ok(());
         }
-        let capacity = round_up(request.bytes, BLOCK_ALIGN).ok_or_else(|| too_large(request.bytes))?;
+        let capacity =
+            round_up(request.bytes, BLOCK_ALIGN).ok_or_else(|| too_large(request.bytes))?;
         let idx = match list.iter().position(|b| !b.leased) {
             Some(idx) => {
                 // Too small: free it first, so the regrown buffer does not
@@ -93,15 +100,29 @@ unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
                 idx
             }
             None => {
-                list.push(Buffer { base: None, capacity: 0, leased: false });
+                list.push(Buffer {
+                    base: None,
+                    capacity: 0,
+                    leased: false,
+                });
                 list.len() - 1
             }
         };
         let base = self.backing.allocate(capacity)?;
         let buffer = &mut self.buffers[tag][idx];
-        *buffer = Buffer { base: Some(base), capacity, leased: true };
+        *buffer = Buffer {
+            base: Some(base),
+            capacity,
+            leased: true,
+        };
         self.counters.misses += 1;
-        *grant = Grant { base, offset: 0, capacity, token: idx as u32, fresh: true };
+        *grant = Grant {
+            base,
+            offset: 0,
+            capacity,
+            token: idx as u32,
+            fresh: true,
+        };
         Ok(())
     }
 

@@ -8,7 +8,20 @@ use scratchpad::{
 use crate::support::{Held, N_DTYPES, Target, acquire_any, check_idle, pool, targets};
 
 /// Sizes that cross every class boundary and chunk size the strategies use.
-const SIZES: [usize; 12] = [1, 7, 64, 255, 256, 257, 4096, 65_535, 65_536, 300_000, 1 << 20, 3 << 20];
+const SIZES: [usize; 12] = [
+    1,
+    7,
+    64,
+    255,
+    256,
+    257,
+    4096,
+    65_535,
+    65_536,
+    300_000,
+    1 << 20,
+    3 << 20,
+];
 
 /// One step's worth of work: leases of many sizes and dtypes, released out of
 /// order, a nested scope, each lease checked intact at its release.
@@ -17,7 +30,8 @@ fn workload(target: &Target, round: usize) {
     target.step(Phase::Decode, |s| {
         let mut held = Vec::new();
         for (i, &bytes) in SIZES.iter().enumerate() {
-            let lease = acquire_any(s, i % N_DTYPES, bytes, i % 3 == 0, tag!("conf.outer")).unwrap();
+            let lease =
+                acquire_any(s, i % N_DTYPES, bytes, i % 3 == 0, tag!("conf.outer")).unwrap();
             held.push(Held::new(lease, (i + 1) as u8));
             if i % 4 == 3 {
                 // Release an older lease, not the newest.
@@ -28,7 +42,14 @@ fn workload(target: &Target, round: usize) {
         s.scope(|inner| {
             let mut inner_held = Vec::new();
             for (i, &bytes) in SIZES.iter().rev().enumerate() {
-                let lease = acquire_any(inner, (i + round) % N_DTYPES, bytes, false, tag!("conf.inner")).unwrap();
+                let lease = acquire_any(
+                    inner,
+                    (i + round) % N_DTYPES,
+                    bytes,
+                    false,
+                    tag!("conf.inner"),
+                )
+                .unwrap();
                 inner_held.push(Held::new(lease, 0x80 | i as u8));
             }
             for h in held.iter().chain(&inner_held) {
@@ -57,7 +78,11 @@ fn live_leases_never_alias_and_stats_add_up() {
         let stats = target.stats();
         assert!(stats.acquires > 0);
         if target.strategy() != "noop" {
-            assert!(stats.hits > 0, "{}: a pooled strategy reuses memory", target.name());
+            assert!(
+                stats.hits > 0,
+                "{}: a pooled strategy reuses memory",
+                target.name()
+            );
         }
     }
 }
@@ -72,8 +97,13 @@ fn zeroed_leases_read_zero_on_recycled_memory() {
                     let mut dirty = s.acquire::<u8>(bytes, tag!("conf.dirty")).unwrap();
                     dirty.fill(0xAB);
                     drop(dirty);
-                    let clean = s.acquire_zeroed::<f32>(bytes.div_ceil(4), tag!("conf.dirty")).unwrap();
-                    assert!(clean.iter().all(|&x| x == 0.0), "{who} round {round}: zeroed lease of {bytes} bytes is dirty");
+                    let clean = s
+                        .acquire_zeroed::<f32>(bytes.div_ceil(4), tag!("conf.dirty"))
+                        .unwrap();
+                    assert!(
+                        clean.iter().all(|&x| x == 0.0),
+                        "{who} round {round}: zeroed lease of {bytes} bytes is dirty"
+                    );
                 }
             });
         }
@@ -94,7 +124,12 @@ fn empty_leases_hold_nothing() {
         let stats = target.stats();
         check_idle(&target.name(), &stats);
         assert_eq!(stats.acquires, 2);
-        assert_eq!(stats.reserved_bytes, 0, "{}: empty leases reserve nothing", target.name());
+        assert_eq!(
+            stats.reserved_bytes,
+            0,
+            "{}: empty leases reserve nothing",
+            target.name()
+        );
     }
 }
 
@@ -105,7 +140,9 @@ fn forgotten_leases_are_reclaimed_at_scope_end() {
             target.scope(|s| {
                 let lease = s.acquire::<f32>(1000, tag!("conf.forgotten")).unwrap();
                 std::mem::forget(lease);
-                s.scope(|inner| std::mem::forget(inner.acquire::<u8>(5000, tag!("conf.forgotten")).unwrap()));
+                s.scope(|inner| {
+                    std::mem::forget(inner.acquire::<u8>(5000, tag!("conf.forgotten")).unwrap())
+                });
             });
             check_idle(&target.name(), &target.stats());
         }
@@ -119,17 +156,29 @@ fn a_lease_for_an_outer_scope_survives_the_inner_scope() {
         for _ in 0..3 {
             target.scope(|outer| {
                 let kept = outer.scope(|inner| {
-                    let scratch = Held::new(acquire_any(inner, 0, 4096, false, tag!("conf.inner")).unwrap(), 0x11);
+                    let scratch = Held::new(
+                        acquire_any(inner, 0, 4096, false, tag!("conf.inner")).unwrap(),
+                        0x11,
+                    );
                     // Acquired from the outer scope while the inner one is open.
-                    let kept = Held::new(acquire_any(outer, 6, 8192, false, tag!("conf.kept")).unwrap(), 0x22);
+                    let kept = Held::new(
+                        acquire_any(outer, 6, 8192, false, tag!("conf.kept")).unwrap(),
+                        0x22,
+                    );
                     scratch.check(&who);
                     kept
                 });
                 // The inner scope has ended; its memory may be recycled, but
                 // not under `kept`.
-                let fresh = Held::new(acquire_any(outer, 6, 8192, false, tag!("conf.after")).unwrap(), 0x33);
+                let fresh = Held::new(
+                    acquire_any(outer, 6, 8192, false, tag!("conf.after")).unwrap(),
+                    0x33,
+                );
                 outer.scope(|again| {
-                    let more = Held::new(acquire_any(again, 0, 16384, false, tag!("conf.inner")).unwrap(), 0x44);
+                    let more = Held::new(
+                        acquire_any(again, 0, 16384, false, tag!("conf.inner")).unwrap(),
+                        0x44,
+                    );
                     more.check(&who);
                 });
                 kept.check(&who);
@@ -149,7 +198,12 @@ fn trim_returns_idle_memory() {
         assert!(target.stats().reserved_bytes > 0 || target.strategy() == "noop");
         target.trim();
         let stats = target.stats();
-        assert_eq!(stats.reserved_bytes, 0, "{}: trim of an idle pool frees everything", target.name());
+        assert_eq!(
+            stats.reserved_bytes,
+            0,
+            "{}: trim of an idle pool frees everything",
+            target.name()
+        );
         assert_eq!(stats.retained_bytes, 0);
         assert_eq!(stats.trims, 1);
         workload(&target, 0);
@@ -159,10 +213,15 @@ fn trim_returns_idle_memory() {
 
 #[test]
 fn size_classed_holds_its_per_class_cap() {
-    let options = PoolOptions { per_class_cap: 3, ..PoolOptions::default() };
+    let options = PoolOptions {
+        per_class_cap: 3,
+        ..PoolOptions::default()
+    };
     let pool = pool("size-classed", &options);
     pool.scope(|s| {
-        let leases: Vec<_> = (0..10).map(|_| s.acquire::<u8>(1000, tag!("conf.cap")).unwrap()).collect();
+        let leases: Vec<_> = (0..10)
+            .map(|_| s.acquire::<u8>(1000, tag!("conf.cap")).unwrap())
+            .collect();
         drop(leases);
     });
     let stats = pool.stats();
@@ -173,11 +232,16 @@ fn size_classed_holds_its_per_class_cap() {
 
 #[test]
 fn best_fit_holds_its_retention_cap_and_picks_the_smallest_fit() {
-    let options = PoolOptions { max_retained_bytes: 64 << 10, ..PoolOptions::default() };
+    let options = PoolOptions {
+        max_retained_bytes: 64 << 10,
+        ..PoolOptions::default()
+    };
     let pool = pool("best-fit", &options);
     pool.scope(|s| {
-        let leases: Vec<_> =
-            [4 << 10, 16 << 10, 32 << 10, 48 << 10].iter().map(|&n| s.acquire::<u8>(n, tag!("conf.bf")).unwrap()).collect();
+        let leases: Vec<_> = [4 << 10, 16 << 10, 32 << 10, 48 << 10]
+            .iter()
+            .map(|&n| s.acquire::<u8>(n, tag!("conf.bf")).unwrap())
+            .collect();
         drop(leases);
     });
     let stats = pool.stats();
@@ -190,7 +254,11 @@ fn best_fit_holds_its_retention_cap_and_picks_the_smallest_fit() {
         let small = s.acquire::<u8>(1000, tag!("conf.bf")).unwrap();
         assert_eq!(small.len(), 1000);
     });
-    assert_eq!(pool.stats().hits, 1, "the idle 48 KiB buffer is the smallest that fits");
+    assert_eq!(
+        pool.stats().hits,
+        1,
+        "the idle 48 KiB buffer is the smallest that fits"
+    );
     // A buffer larger than the cap is never retained.
     pool.scope(|s| drop(s.acquire::<u8>(1 << 20, tag!("conf.bf")).unwrap()));
     assert!(pool.stats().retained_bytes <= 64 << 10);
@@ -216,14 +284,25 @@ fn workspace_gives_a_second_buffer_to_a_tag_already_leased() {
 
 #[test]
 fn errors_name_the_problem_and_never_panic() {
-    let limited = PoolOptions { reserve_limit: Some(1 << 20), ..PoolOptions::default() };
+    let limited = PoolOptions {
+        reserve_limit: Some(1 << 20),
+        ..PoolOptions::default()
+    };
     for name in STRATEGY_NAMES {
         let pool = pool(name, &limited);
         pool.scope(|s| {
-            let overflow = s.acquire::<f64>(usize::MAX / 4, tag!("conf.err")).unwrap_err();
-            assert!(matches!(overflow, ScratchError::SizeOverflow { .. }), "{name}: {overflow}");
+            let overflow = s
+                .acquire::<f64>(usize::MAX / 4, tag!("conf.err"))
+                .unwrap_err();
+            assert!(
+                matches!(overflow, ScratchError::SizeOverflow { .. }),
+                "{name}: {overflow}"
+            );
             let never = s.acquire::<u8>(2 << 20, tag!("conf.err")).unwrap_err();
-            assert!(matches!(never, ScratchError::NeverFits { .. }), "{name}: {never}");
+            assert!(
+                matches!(never, ScratchError::NeverFits { .. }),
+                "{name}: {never}"
+            );
             assert!(matches!(
                 s.acquire_bytes(64, 3, tag!("conf.err")).unwrap_err(),
                 ScratchError::BadAlignment { align: 3 }
@@ -234,18 +313,30 @@ fn errors_name_the_problem_and_never_panic() {
             ));
             let big = s.acquire::<u8>(700 << 10, tag!("conf.big")).unwrap();
             let oom = s.acquire::<u8>(700 << 10, tag!("conf.big")).unwrap_err();
-            assert!(matches!(oom, ScratchError::OutOfMemory { .. }), "{name}: {oom}");
-            assert!(oom.to_string().contains("retry"), "{name}: the message says retrying may help: {oom}");
+            assert!(
+                matches!(oom, ScratchError::OutOfMemory { .. }),
+                "{name}: {oom}"
+            );
+            assert!(
+                oom.to_string().contains("retry"),
+                "{name}: the message says retrying may help: {oom}"
+            );
             drop(big);
             pool.trim();
             // With the first lease released and idle memory trimmed, the same
             // request succeeds.
             let retry = s.acquire::<u8>(700 << 10, tag!("conf.big"));
-            assert!(retry.is_ok(), "{name}: retry after release failed: {:?}", retry.err());
+            assert!(
+                retry.is_ok(),
+                "{name}: retry after release failed: {:?}",
+                retry.err()
+            );
         });
         check_idle(name, &pool.stats());
     }
-    let unknown = Pool::with_strategy("first-fit", HostMemory, &PoolOptions::default()).err().unwrap();
+    let unknown = Pool::with_strategy("first-fit", HostMemory, &PoolOptions::default())
+        .err()
+        .unwrap();
     assert!(unknown.to_string().contains("first-fit") && unknown.to_string().contains("best-fit"));
 }
 
@@ -255,7 +346,9 @@ fn a_pool_moved_to_another_thread_keeps_working() {
         let pool = pool(name, &PoolOptions::default());
         let target = Target::Plain(pool);
         workload(&target, 0);
-        let Target::Plain(pool) = target else { unreachable!() };
+        let Target::Plain(pool) = target else {
+            unreachable!()
+        };
         let pool = std::thread::spawn(move || {
             let target = Target::Plain(pool);
             workload(&target, 1);
@@ -279,9 +372,13 @@ fn a_shared_pool_serves_threads_one_scope_at_a_time() {
                 std::thread::spawn(move || {
                     for round in 0..20 {
                         shared.scope(|s| {
-                            let a = acquire_any(s, t, 10_000 + round * 64, false, tag!("conf.mt")).unwrap();
+                            let a = acquire_any(s, t, 10_000 + round * 64, false, tag!("conf.mt"))
+                                .unwrap();
                             let a = Held::new(a, t as u8 + 1);
-                            let b = Held::new(acquire_any(s, 6, 3000, false, tag!("conf.mt")).unwrap(), 0xF0 | t as u8);
+                            let b = Held::new(
+                                acquire_any(s, 6, 3000, false, tag!("conf.mt")).unwrap(),
+                                0xF0 | t as u8,
+                            );
                             std::thread::yield_now();
                             a.check(name);
                             b.check(name);

@@ -41,13 +41,20 @@ fn layer() -> Vec<(&'static str, usize, usize, usize)> {
 pub fn layer_trace() -> Trace {
     let mut trace = Trace::new();
     let buffers = layer();
-    trace.events.push(Event::Step { phase: Phase::Prefill });
+    trace.events.push(Event::Step {
+        phase: Phase::Prefill,
+    });
     trace.events.push(Event::Scope);
     for step in 0..=19 {
         for (id, &(name, elems, first, _)) in buffers.iter().enumerate() {
             if first == step {
                 let tag = trace.tag_index(name);
-                trace.events.push(Event::Acquire { id: id as u64, bytes: elems * 4, align: 64, tag });
+                trace.events.push(Event::Acquire {
+                    id: id as u64,
+                    bytes: elems * 4,
+                    align: 64,
+                    tag,
+                });
             }
         }
         for (id, &(_, _, _, last)) in buffers.iter().enumerate() {
@@ -83,14 +90,31 @@ fn layer_trace_through_every_strategy() {
     assert_eq!(trace.phase_lower_bounds().unwrap(), [1_327_104, 0]);
     eprintln!("layer trace (S={S}, d={D}, {HEADS} heads, f={F}): lower bound {lower_bound} bytes");
     eprintln!("{:<24} {:>12} {:>8}", "strategy", "peak bytes", "ratio");
-    let small_cap = PoolOptions { max_retained_bytes: 1 << 20, ..PoolOptions::default() };
-    let mut rows: Vec<(String, usize)> =
-        STRATEGY_NAMES.iter().map(|&name| (name.to_owned(), steady_peak(name, &PoolOptions::default()))).collect();
-    rows.push(("best-fit (1 MiB cap)".to_owned(), steady_peak("best-fit", &small_cap)));
+    let small_cap = PoolOptions {
+        max_retained_bytes: 1 << 20,
+        ..PoolOptions::default()
+    };
+    let mut rows: Vec<(String, usize)> = STRATEGY_NAMES
+        .iter()
+        .map(|&name| (name.to_owned(), steady_peak(name, &PoolOptions::default())))
+        .collect();
+    rows.push((
+        "best-fit (1 MiB cap)".to_owned(),
+        steady_peak("best-fit", &small_cap),
+    ));
     for (name, peak) in &rows {
-        eprintln!("{name:<24} {peak:>12} {:>8.3}", *peak as f64 / lower_bound as f64);
-        assert!(*peak >= lower_bound, "{name} holds less than the lower bound");
+        eprintln!(
+            "{name:<24} {peak:>12} {:>8.3}",
+            *peak as f64 / lower_bound as f64
+        );
+        assert!(
+            *peak >= lower_bound,
+            "{name} holds less than the lower bound"
+        );
     }
     let planned = rows.iter().find(|(n, _)| n == "planned").unwrap().1;
-    assert_eq!(planned, lower_bound, "greedy-by-size reaches the lower bound on this trace");
+    assert_eq!(
+        planned, lower_bound,
+        "greedy-by-size reaches the lower bound on this trace"
+    );
 }

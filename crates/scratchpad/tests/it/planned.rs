@@ -13,7 +13,9 @@ fn decode_step(s: &Scope<'_, HostMemory>, pos: usize, addresses: &mut Vec<usize>
     for _layer in 0..3 {
         s.scope(|l| {
             let q = l.acquire::<f32>(288, tag!("plan.q")).unwrap();
-            let scores = l.acquire::<f32>(6 * (pos + 1), tag!("plan.scores")).unwrap();
+            let scores = l
+                .acquire::<f32>(6 * (pos + 1), tag!("plan.scores"))
+                .unwrap();
             let hidden = l.acquire::<f32>(768, tag!("plan.hidden")).unwrap();
             addresses.extend([q.address(), scores.address(), hidden.address()]);
             drop(scores);
@@ -61,7 +63,10 @@ fn deviating_sequences_are_served_elsewhere_and_counted() {
         let mut held = Vec::new();
         for i in 0..40usize {
             let bytes = [1152, 1152, 504, 3072, 1152][i % 5] + (i % 3) * 64;
-            held.push(Held::new(acquire_any(s, i % N_DTYPES, bytes, false, tag!("plan.random")).unwrap(), i as u8 + 1));
+            held.push(Held::new(
+                acquire_any(s, i % N_DTYPES, bytes, false, tag!("plan.random")).unwrap(),
+                i as u8 + 1,
+            ));
             if i % 7 == 6 {
                 held.remove(0).check("planned");
             }
@@ -98,13 +103,20 @@ fn each_phase_keeps_its_own_plan_in_one_slab() {
     pool.step(Phase::Prefill, prefill);
     pool.step(Phase::Decode, |s| decode_step(s, 50, &mut Vec::new()));
     let slab = pool.stats().reserved_bytes;
-    assert_eq!(slab, (64 * 288 + 64 * 768) * 4, "one slab, sized for the larger plan");
+    assert_eq!(
+        slab,
+        (64 * 288 + 64 * 768) * 4,
+        "one slab, sized for the larger plan"
+    );
     let before = pool.stats();
     for _ in 0..3 {
         pool.step(Phase::Prefill, prefill);
         pool.step(Phase::Decode, |s| decode_step(s, 50, &mut Vec::new()));
     }
     let window = pool.stats().since(&before);
-    assert_eq!((window.deviations, window.misses, window.backing_allocations), (0, 0, 0));
+    assert_eq!(
+        (window.deviations, window.misses, window.backing_allocations),
+        (0, 0, 0)
+    );
     assert_eq!(pool.stats().lower_bound(Phase::Prefill), slab);
 }

@@ -9,7 +9,11 @@ use crate::support::{Held, N_DTYPES, Target, acquire_any, check_idle, targets};
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
-    Acquire { bytes: usize, dtype: usize, zeroed: bool },
+    Acquire {
+        bytes: usize,
+        dtype: usize,
+        zeroed: bool,
+    },
     /// Release the live lease at this index (modulo the count) of the
     /// innermost scope.
     Release(usize),
@@ -57,11 +61,18 @@ fn run<'s>(
         let op = ops[*pos];
         *pos += 1;
         match op {
-            Op::Acquire { bytes, dtype, zeroed } => {
+            Op::Acquire {
+                bytes,
+                dtype,
+                zeroed,
+            } => {
                 let lease = acquire_any(scope, dtype, bytes, zeroed, tag!("prop.lease")).unwrap();
                 let actual = lease.bytes().len();
                 if zeroed {
-                    assert!(lease.bytes().iter().all(|&b| b == 0), "{who}: zeroed lease of {actual} bytes is dirty");
+                    assert!(
+                        lease.bytes().iter().all(|&b| b == 0),
+                        "{who}: zeroed lease of {actual} bytes is dirty"
+                    );
                 }
                 model.pattern = model.pattern % 251 + 1;
                 held.push((Held::new(lease, model.pattern), actual));
@@ -79,7 +90,11 @@ fn run<'s>(
             Op::Exit => break,
         }
         if let Some(pool) = plain {
-            assert_eq!(pool.stats().live_bytes, model.live, "{who}: live bytes vs the model");
+            assert_eq!(
+                pool.stats().live_bytes,
+                model.live,
+                "{who}: live bytes vs the model"
+            );
         }
     }
     for (h, bytes) in held {
@@ -103,7 +118,9 @@ fn run_target(target: &Target, ops: &[Op]) {
     for round in 0..3 {
         let mut pos = 0;
         if round < 2 {
-            target.step(Phase::Decode, |s| run(s, ops, &mut pos, &mut model, &who, plain));
+            target.step(Phase::Decode, |s| {
+                run(s, ops, &mut pos, &mut model, &who, plain)
+            });
         } else {
             target.scope(|s| run(s, ops, &mut pos, &mut model, &who, plain));
         }
@@ -111,11 +128,21 @@ fn run_target(target: &Target, ops: &[Op]) {
     }
     let stats = target.stats();
     check_idle(&who, &stats);
-    assert_eq!(stats.acquires, model.acquires, "{who}: acquires vs the model");
-    assert_eq!(stats.peak_live_bytes, model.peak, "{who}: peak live bytes vs the model");
+    assert_eq!(
+        stats.acquires, model.acquires,
+        "{who}: acquires vs the model"
+    );
+    assert_eq!(
+        stats.peak_live_bytes, model.peak,
+        "{who}: peak live bytes vs the model"
+    );
     if let Some(pool) = plain {
         let trace = pool.take_trace().unwrap();
-        assert_eq!(trace.lower_bound().unwrap(), model.peak, "{who}: the trace's lower bound");
+        assert_eq!(
+            trace.lower_bound().unwrap(),
+            model.peak,
+            "{who}: the trace's lower bound"
+        );
         assert!(stats.peak_reserved_bytes >= trace.lower_bound().unwrap());
     }
 }

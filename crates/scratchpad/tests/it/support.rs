@@ -37,7 +37,11 @@ impl Target {
         }
     }
 
-    pub fn step<R>(&self, phase: Phase, f: impl for<'s> FnOnce(&'s Scope<'s, HostMemory>) -> R) -> R {
+    pub fn step<R>(
+        &self,
+        phase: Phase,
+        f: impl for<'s> FnOnce(&'s Scope<'s, HostMemory>) -> R,
+    ) -> R {
         match self {
             Target::Plain(p) => p.step(phase, f),
             Target::Shared(s) => s.step(phase, f),
@@ -68,9 +72,15 @@ pub fn pool(name: &str, options: &PoolOptions) -> Pool<HostMemory> {
 
 /// Every strategy, plain and wrapped.
 pub fn targets(options: &PoolOptions) -> Vec<Target> {
-    let mut out: Vec<Target> =
-        STRATEGY_NAMES.iter().map(|name| Target::Plain(pool(name, options))).collect();
-    out.extend(STRATEGY_NAMES.iter().map(|name| Target::Shared(SharedPool::new(pool(name, options)))));
+    let mut out: Vec<Target> = STRATEGY_NAMES
+        .iter()
+        .map(|name| Target::Plain(pool(name, options)))
+        .collect();
+    out.extend(
+        STRATEGY_NAMES
+            .iter()
+            .map(|name| Target::Shared(SharedPool::new(pool(name, options)))),
+    );
     out
 }
 
@@ -108,7 +118,11 @@ pub fn acquire_any<'s>(
         tag: Tag,
     ) -> Result<Box<dyn Bytes + 's>, ScratchError> {
         let len = bytes / size_of::<T>();
-        let lease = if zeroed { scope.acquire_zeroed::<T>(len, tag)? } else { scope.acquire::<T>(len, tag)? };
+        let lease = if zeroed {
+            scope.acquire_zeroed::<T>(len, tag)?
+        } else {
+            scope.acquire::<T>(len, tag)?
+        };
         assert_eq!(lease.len(), len);
         Ok(Box::new(lease))
     }
@@ -153,14 +167,27 @@ impl<'s> Held<'s> {
 
 /// Checks the invariants of an idle pool.
 pub fn check_idle(who: &str, stats: &PoolStats) {
-    assert_eq!(stats.live_bytes, 0, "{who}: live bytes after every scope ended");
-    assert_eq!(stats.acquires, stats.releases, "{who}: acquires = releases when idle");
-    assert_eq!(stats.hits + stats.misses, stats.acquires, "{who}: hits + misses = acquires");
+    assert_eq!(
+        stats.live_bytes, 0,
+        "{who}: live bytes after every scope ended"
+    );
+    assert_eq!(
+        stats.acquires, stats.releases,
+        "{who}: acquires = releases when idle"
+    );
+    assert_eq!(
+        stats.hits + stats.misses,
+        stats.acquires,
+        "{who}: hits + misses = acquires"
+    );
     assert!(
         stats.peak_reserved_bytes >= stats.peak_live_bytes,
         "{who}: peak reserved {} below the lower bound {}",
         stats.peak_reserved_bytes,
         stats.peak_live_bytes
     );
-    assert!(stats.retained_bytes <= stats.reserved_bytes, "{who}: retained more than reserved");
+    assert!(
+        stats.retained_bytes <= stats.reserved_bytes,
+        "{who}: retained more than reserved"
+    );
 }

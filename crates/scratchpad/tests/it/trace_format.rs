@@ -1,7 +1,9 @@
 //! Traces: recording, the JSON format, validation errors, lower bounds and
 //! replay.
 
-use scratchpad::{Event, HostMemory, Phase, Pool, PoolOptions, ScratchError, TRACE_VERSION, Trace, tag};
+use scratchpad::{
+    Event, HostMemory, Phase, Pool, PoolOptions, ScratchError, TRACE_VERSION, Trace, tag,
+};
 
 use crate::support::pool;
 
@@ -28,19 +30,38 @@ fn a_recorded_trace_lists_every_event() {
     assert_eq!(
         trace.events,
         [
-            Event::Step { phase: Phase::Prefill },
+            Event::Step {
+                phase: Phase::Prefill
+            },
             Event::Scope,
-            Event::Acquire { id: 0, bytes: 400, align: 64, tag: 0 },
+            Event::Acquire {
+                id: 0,
+                bytes: 400,
+                align: 64,
+                tag: 0
+            },
             Event::Scope,
-            Event::Acquire { id: 1, bytes: 50, align: 64, tag: 1 },
+            Event::Acquire {
+                id: 1,
+                bytes: 50,
+                align: 64,
+                tag: 1
+            },
             Event::Release { id: 1 },
             Event::EndScope,
             Event::Release { id: 0 },
             Event::EndScope,
             Event::EndStep,
-            Event::Step { phase: Phase::Decode },
+            Event::Step {
+                phase: Phase::Decode
+            },
             Event::Scope,
-            Event::Acquire { id: 2, bytes: 40, align: 64, tag: 0 },
+            Event::Acquire {
+                id: 2,
+                bytes: 40,
+                align: 64,
+                tag: 0
+            },
             Event::Release { id: 2 },
             Event::EndScope,
             Event::EndStep,
@@ -62,8 +83,12 @@ fn json_round_trips_and_files_are_written_whole() {
     trace.write(&path).unwrap();
     assert_eq!(Trace::read(&path).unwrap(), trace);
     let missing = Trace::read(&dir.join("missing.json")).unwrap_err();
-    assert!(matches!(missing, ScratchError::Io { .. }) && missing.to_string().contains("missing.json"));
-    let unwritable = trace.write(&dir.join("no-such-dir").join("run.json")).unwrap_err();
+    assert!(
+        matches!(missing, ScratchError::Io { .. }) && missing.to_string().contains("missing.json")
+    );
+    let unwritable = trace
+        .write(&dir.join("no-such-dir").join("run.json"))
+        .unwrap_err();
     assert!(matches!(unwritable, ScratchError::Io { .. }));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -91,27 +116,55 @@ fn error_of(json: &str) -> String {
 #[test]
 fn malformed_traces_are_rejected_with_the_reason() {
     let head = r#"{"format":"scratchpad-trace","version":1,"events":"#;
-    let err = Trace::from_json(r#"{"format":"scratchpad-trace","version":2,"events":[]}"#).unwrap_err();
-    assert!(matches!(err, ScratchError::TraceVersion { found: 2, supported: TRACE_VERSION }));
+    let err =
+        Trace::from_json(r#"{"format":"scratchpad-trace","version":2,"events":[]}"#).unwrap_err();
+    assert!(matches!(
+        err,
+        ScratchError::TraceVersion {
+            found: 2,
+            supported: TRACE_VERSION
+        }
+    ));
     assert!(error_of(r#"{"version":1,"events":[]}"#).contains("format"));
     assert!(error_of(r#"{"format":"scratchpad-trace","events":[]}"#).contains("version"));
     assert!(error_of("not json").contains("invalid trace"));
     let cases = [
         (r#"[{"op":"release","id":4}]"#, "never acquired"),
-        (r#"[{"op":"acquire","id":1,"bytes":8},{"op":"acquire","id":1,"bytes":8}]"#, "acquired twice"),
-        (r#"[{"op":"acquire","id":1,"bytes":8},{"op":"release","id":1},{"op":"release","id":1}]"#, "released twice"),
-        (r#"[{"op":"scope"},{"op":"acquire","id":1,"bytes":8},{"op":"end_scope"},{"op":"release","id":1}]"#, "after its scope"),
+        (
+            r#"[{"op":"acquire","id":1,"bytes":8},{"op":"acquire","id":1,"bytes":8}]"#,
+            "acquired twice",
+        ),
+        (
+            r#"[{"op":"acquire","id":1,"bytes":8},{"op":"release","id":1},{"op":"release","id":1}]"#,
+            "released twice",
+        ),
+        (
+            r#"[{"op":"scope"},{"op":"acquire","id":1,"bytes":8},{"op":"end_scope"},{"op":"release","id":1}]"#,
+            "after its scope",
+        ),
         (r#"[{"op":"end_scope"}]"#, "without a scope"),
         (r#"[{"op":"end_step"}]"#, "without a step"),
-        (r#"[{"op":"step","phase":"decode"},{"op":"step","phase":"decode"}]"#, "inside another step"),
-        (r#"[{"op":"acquire","id":1,"bytes":8,"align":48}]"#, "alignment 48"),
-        (r#"[{"op":"acquire","id":1,"bytes":8,"tag":3}]"#, "tag index 3"),
+        (
+            r#"[{"op":"step","phase":"decode"},{"op":"step","phase":"decode"}]"#,
+            "inside another step",
+        ),
+        (
+            r#"[{"op":"acquire","id":1,"bytes":8,"align":48}]"#,
+            "alignment 48",
+        ),
+        (
+            r#"[{"op":"acquire","id":1,"bytes":8,"tag":3}]"#,
+            "tag index 3",
+        ),
         (r#"[{"op":"teleport"}]"#, "teleport"),
         (r#"[{"op":"step","phase":"training"}]"#, "training"),
     ];
     for (events, expected) in cases {
         let message = error_of(&format!("{head}{events}}}"));
-        assert!(message.contains(expected), "`{events}`: expected `{expected}` in `{message}`");
+        assert!(
+            message.contains(expected),
+            "`{events}`: expected `{expected}` in `{message}`"
+        );
     }
 }
 
@@ -121,7 +174,10 @@ fn a_replay_that_runs_out_of_memory_leaves_the_pool_idle() {
         {"op":"scope"},{"op":"acquire","id":1,"bytes":600000},{"op":"acquire","id":2,"bytes":600000},
         {"op":"end_scope"}]}"#;
     let trace = Trace::from_json(json).unwrap();
-    let options = PoolOptions { reserve_limit: Some(1 << 20), ..PoolOptions::default() };
+    let options = PoolOptions {
+        reserve_limit: Some(1 << 20),
+        ..PoolOptions::default()
+    };
     let pool = Pool::with_strategy("noop", HostMemory, &options).unwrap();
     let err = trace.replay(&pool).unwrap_err();
     assert!(matches!(err, ScratchError::OutOfMemory { .. }));
