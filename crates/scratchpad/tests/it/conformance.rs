@@ -334,6 +334,23 @@ fn errors_name_the_problem_and_never_panic() {
         });
         check_idle(name, &pool.stats());
     }
+    let huge_cap = PoolOptions {
+        per_class_cap: 1 << 20,
+        ..PoolOptions::default()
+    };
+    let invalid = Pool::with_strategy("size-classed", HostMemory, &huge_cap)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            invalid,
+            ScratchError::InvalidOption {
+                option: "per_class_cap",
+                ..
+            }
+        ),
+        "{invalid}"
+    );
     let unknown = Pool::with_strategy("first-fit", HostMemory, &PoolOptions::default())
         .err()
         .unwrap();
