@@ -1,4 +1,55 @@
-//! Criterion benches of the scratchpad workspace; this library is empty and
-//! exists so the benches have a package. Run them with
-//! `cargo bench -p scratchpad-benches`.
+//! Shared helpers of the criterion benches (one file per measured thing;
+//! run them with `cargo bench -p scratchpad-benches`).
 #![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use scratchpad::{ExecutionContext, HostMemory, Pool, PoolOptions};
+
+/// A rayon pool of `threads` threads.
+pub fn thread_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool")
+}
+
+/// Times `iters` calls of `f` on a worker of `pool`, as the kernels run in
+/// a generation loop: inside one `install`, with a context (planned pool)
+/// made and warmed up by one untimed call on that thread.
+pub fn time_in_pool(
+    pool: &rayon::ThreadPool,
+    iters: u64,
+    mut f: impl FnMut(&ExecutionContext<HostMemory>) + Send,
+) -> Duration {
+    pool.install(|| {
+        let scratch = Pool::with_strategy("planned", HostMemory, &PoolOptions::default())
+            .expect("a known strategy");
+        let ctx = ExecutionContext::new(scratch);
+        f(&ctx);
+        let start = Instant::now();
+        for _ in 0..iters {
+            f(&ctx);
+        }
+        start.elapsed()
+    })
+}
+
+/// The fastest of `passes` calls of `f` on a worker of `pool`, after one
+/// untimed warm-up call: the method of the read-bandwidth ceiling.
+pub fn time_best_of(
+    passes: usize,
+    pool: &rayon::ThreadPool,
+    mut f: impl FnMut(&ExecutionContext<HostMemory>) + Send,
+) -> Duration {
+    let mut best = Duration::MAX;
+    time_in_pool(pool, 0, |ctx| {
+        f(ctx);
+        for _ in 0..passes {
+            let start = Instant::now();
+            f(ctx);
+            best = best.min(start.elapsed());
+        }
+    });
+    best
+}

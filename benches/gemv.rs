@@ -1,0 +1,82 @@
+//! gemv GB/s at 768×288, 288×768 and 32000×288 on one and two threads, and
+//! the read-bandwidth ceiling in the same run.
+//!
+//! `cargo bench -p scratchpad-benches --bench gemv`
+//!
+//! Ids: `read_bandwidth/<isa>/60.8MB/<threads>t` and
+//! `gemv/<isa>/<m>x<k>/<threads>t`; throughput in bytes of weights read.
+//! The best-of-30 read pass, the ceiling every memory-bound figure is
+//! compared with, is printed first.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use scratchpad_benches::{thread_pool, time_best_of, time_in_pool};
+use scratchpad_cpu::{CEILING_BYTES, Gemv, Isa, gemv, read_bandwidth, sum};
+
+fn bench(c: &mut Criterion) {
+    let isa = Isa::detect();
+    let buffer: Vec<f32> = (0..CEILING_BYTES / 4).map(|i| (i % 7) as f32).collect();
+    let ceiling = read_bandwidth(&buffer, 30, isa);
+    eprintln!(
+        "read ceiling ({isa}, best of 30 passes over {} bytes): {:.2} GB/s",
+        ceiling.bytes,
+        ceiling.gb_per_s()
+    );
+    // The decode-shaped gemv measured the same way, for the ratio.
+    let (m, k) = (32000, 288);
+    let (w, x, mut y) = (vec![0.01f32; m * k], vec![0.1f32; k], vec![0.0f32; m]);
+    let best = time_best_of(30, &thread_pool(1), |ctx| {
+        gemv(ctx, &Gemv { m, k, isa }, &w, &x, &mut y)
+    });
+    let gemv_gbs = (m * k * 4) as f64 / best.as_secs_f64() / 1e9;
+    eprintln!(
+        "gemv {m}x{k} ({isa}, 1 thread, best of 30): {gemv_gbs:.2} GB/s = {:.0}% of the ceiling",
+        100.0 * gemv_gbs / ceiling.gb_per_s()
+    );
+    drop((w, x, y));
+
+    let mut group = c.benchmark_group("read_bandwidth");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    group.throughput(Throughput::Bytes(CEILING_BYTES as u64));
+    group.bench_function(BenchmarkId::new(isa.to_string(), "60.8MB/1t"), |b| {
+        b.iter(|| black_box(sum(black_box(&buffer), isa)))
+    });
+    group.finish();
+    drop(buffer);
+
+    let mut group = c.benchmark_group("gemv");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    for (m, k) in [(768, 288), (288, 768), (32000, 288)] {
+        let w: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.01).collect();
+        let x: Vec<f32> = (0..k).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut y = vec![0.0f32; m];
+        group.throughput(Throughput::Bytes((m * k * 4) as u64));
+        for threads in [1, 2] {
+            for isa in Isa::supported().filter(|&i| i != Isa::Portable || threads == 1) {
+                let (params, pool) = (Gemv { m, k, isa }, thread_pool(threads));
+                group.bench_function(
+                    BenchmarkId::new(isa.to_string(), format!("{m}x{k}/{threads}t")),
+                    |b| {
+                        b.iter_custom(|iters| {
+                            time_in_pool(&pool, iters, |ctx| {
+                                gemv(ctx, &params, black_box(&w), black_box(&x), &mut y)
+                            })
+                        })
+                    },
+                );
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,223 @@
+//! Matrix-vector product `y = W x`, the decode hot path. `W` is row-major
+//! `(m, k)` as in llama2.c checkpoints. Memory-bound: four rows at a time,
+//! one accumulator chain each, the widest loads the CPU has, and rayon
+//! across row blocks when the matrix is large enough to pay for a fan-out.
+
+use rayon::prelude::*;
+use scratchpad::{ExecutionContext, HostMemory};
+
+use crate::Isa;
+
+/// Shape and path of a [`gemv`]: `y (m) = W (m, k) · x (k)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemv {
+    /// Output rows.
+    pub m: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// The SIMD path.
+    pub isa: Isa,
+}
+
+/// Matrices with fewer elements than this run on the calling thread: a
+/// fan-out costs a few microseconds, a 288×288 product less than that.
+const PARALLEL_MIN_ELEMS: usize = 1 << 18;
+
+impl Gemv {
+    /// `y (m) = W (m, k) · x (k)` on the detected SIMD path.
+    pub fn new(m: usize, k: usize) -> Self {
+        Gemv {
+            m,
+            k,
+            isa: Isa::detect(),
+        }
+    }
+}
+
+/// `y = W x`. Uses no scratch; runs in parallel inside the caller's rayon
+/// pool when `m * k` is large.
+///
+/// # Panics
+///
+/// When slice lengths do not match the shape, or `params.isa` is not
+/// supported by this CPU.
+pub fn gemv(
+    _ctx: &ExecutionContext<HostMemory>,
+    params: &Gemv,
+    w: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let Gemv { m, k, isa } = *params;
+    assert_eq!(w.len(), m * k, "gemv: W must hold m * k elements");
+    assert_eq!(x.len(), k, "gemv: x must hold k elements");
+    assert_eq!(y.len(), m, "gemv: y must hold m elements");
+    isa.assert_supported();
+    let threads = rayon::current_num_threads();
+    if threads == 1 || m * k < PARALLEL_MIN_ELEMS || m < 8 {
+        rows(isa, w, x, y, k);
+        return;
+    }
+    // A few blocks per thread, in multiples of four rows.
+    let block = m.div_ceil(threads * 4).next_multiple_of(4).max(4);
+    y.par_chunks_mut(block)
+        .enumerate()
+        .for_each(|(idx, y_block)| {
+            let first = idx * block;
+            rows(
+                isa,
+                &w[first * k..(first + y_block.len()) * k],
+                x,
+                y_block,
+                k,
+            );
+        });
+}
+
+/// `y = W x` for the rows of `w` on this thread.
+fn rows(isa: Isa, w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { x86::rows_avx512(w, x, y, k) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
+        Isa::Avx2 => unsafe { x86::rows_avx2(w, x, y, k) },
+        _ => rows_portable(w, x, y, k),
+    }
+}
+
+fn rows_portable(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
+    for (row, out) in w.chunks_exact(k).zip(y.iter_mut()) {
+        let mut acc = [0.0f32; 16];
+        let chunks = row.chunks_exact(16);
+        let tail: f32 = chunks
+            .remainder()
+            .iter()
+            .zip(&x[k - k % 16..])
+            .map(|(a, b)| a * b)
+            .sum();
+        for (wc, xc) in chunks.zip(x.chunks_exact(16)) {
+            // Multiply and add, not `mul_add`: without FMA in the baseline
+            // target that is a call to the software `fmaf`.
+            for i in 0..16 {
+                acc[i] += wc[i] * xc[i];
+            }
+        }
+        *out = acc.iter().sum::<f32>() + tail;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    ///
+    /// The CPU supports AVX-512F; `w` holds `y.len()` rows of `k`, `x` holds
+    /// `k`.
+    ///
+    /// One row at a time, four accumulators: the matrix is read as a single
+    /// sequential stream, which the hardware prefetchers follow; four rows
+    /// at once read four short streams and ran at half the bandwidth.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_avx512(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
+        debug_assert!(w.len() == y.len() * k && x.len() == k);
+        let full = k / 16 * 16;
+        let quad = k / 64 * 64;
+        let tail_mask: __mmask16 = ((1u32 << (k - full)) - 1) as u16;
+        let xp = x.as_ptr();
+        for (r, out) in y.iter_mut().enumerate() {
+            // SAFETY: row r lies in `w`; every load reads `[j, j + 16)` with
+            // `j + 16 <= k`, or the masked tail within `k`.
+            unsafe {
+                let wp = w.as_ptr().add(r * k);
+                let mut acc = [_mm512_setzero_ps(); 4];
+                let mut j = 0;
+                while j < quad {
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let o = j + 16 * i;
+                        *a = _mm512_fmadd_ps(
+                            _mm512_loadu_ps(wp.add(o)),
+                            _mm512_loadu_ps(xp.add(o)),
+                            *a,
+                        );
+                    }
+                    j += 64;
+                }
+                while j < full {
+                    acc[0] = _mm512_fmadd_ps(
+                        _mm512_loadu_ps(wp.add(j)),
+                        _mm512_loadu_ps(xp.add(j)),
+                        acc[0],
+                    );
+                    j += 16;
+                }
+                if full < k {
+                    let xv = _mm512_maskz_loadu_ps(tail_mask, xp.add(j));
+                    acc[1] =
+                        _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask, wp.add(j)), xv, acc[1]);
+                }
+                let sum =
+                    _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+                *out = _mm512_reduce_add_ps(sum);
+            }
+        }
+    }
+
+    /// Horizontal sum of eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum256(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// # Safety
+    ///
+    /// The CPU supports AVX2 and FMA; `w` holds `y.len()` rows of `k`, `x`
+    /// holds `k`. One row at a time, as for AVX-512.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_avx2(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
+        debug_assert!(w.len() == y.len() * k && x.len() == k);
+        let full = k / 8 * 8;
+        let quad = k / 32 * 32;
+        let xp = x.as_ptr();
+        for (r, out) in y.iter_mut().enumerate() {
+            let row = &w[r * k..(r + 1) * k];
+            // SAFETY: every load reads `[j, j + 8)` with `j + 8 <= k` of row
+            // r and of `x`.
+            unsafe {
+                let wp = row.as_ptr();
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut j = 0;
+                while j < quad {
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let o = j + 8 * i;
+                        *a = _mm256_fmadd_ps(
+                            _mm256_loadu_ps(wp.add(o)),
+                            _mm256_loadu_ps(xp.add(o)),
+                            *a,
+                        );
+                    }
+                    j += 32;
+                }
+                while j < full {
+                    acc[0] = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(wp.add(j)),
+                        _mm256_loadu_ps(xp.add(j)),
+                        acc[0],
+                    );
+                    j += 8;
+                }
+                let sum =
+                    _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+                let tail: f32 = row[full..].iter().zip(&x[full..]).map(|(a, b)| a * b).sum();
+                *out = hsum256(sum) + tail;
+            }
+        }
+    }
+}
