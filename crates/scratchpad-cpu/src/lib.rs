@@ -1,7 +1,7 @@
 //! Host kernels of the scratchpad runtime. Every kernel takes the execution
-//! context and leases each temporary from `ctx.scratch`, tagged with its
-//! call site; none touches the heap. Weights are f32, row-major
-//! `(out, in)` as in llama2.c checkpoints.
+//! context (where it needs temporaries) and leases each from
+//! `ctx.scratch`, tagged with its call site; none touches the heap. Weights
+//! are f32, row-major `(out, in)` as in llama2.c checkpoints.
 //!
 //! SIMD paths (AVX-512F, AVX2 + FMA, portable) are chosen at run time
 //! ([`Isa::detect`], `SCRATCHPAD_SIMD`), never by `-C target-cpu=native`,
@@ -9,14 +9,30 @@
 //! iterators in the caller's pool: run a whole generation loop inside one
 //! `ThreadPool::install` and they allocate nothing.
 
+mod activation;
+mod attention;
 mod bandwidth;
+mod embedding;
 mod gemm;
 mod gemv;
 mod isa;
+mod kv_cache;
 mod microkernel;
+mod norm;
 mod packing;
+mod residual;
+mod rope;
+mod softmax;
 
+pub use activation::swiglu;
+pub use attention::{Attention, AttentionScratch, attention, attention_scratch};
 pub use bandwidth::{CEILING_BYTES, ReadBandwidth, read_bandwidth, sum};
+pub use embedding::embed;
 pub use gemm::{Gemm, GemmScratch, gemm, gemm_scratch};
 pub use gemv::{Gemv, gemv};
 pub use isa::{Isa, SIMD_ENV};
+pub use kv_cache::KvCache;
+pub use norm::{RMS_NORM_EPS, rms_norm};
+pub use residual::add_residual;
+pub use rope::{Rope, rope, rope_rotation, rope_scratch};
+pub use softmax::softmax;

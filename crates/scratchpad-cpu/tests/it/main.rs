@@ -2,6 +2,9 @@
 //! reference at awkward sizes, on every SIMD path this CPU supports, at one
 //! and two threads.
 
+mod attention;
 mod gemm;
 mod gemv;
+mod pointwise;
+mod rope;
 mod support;
