@@ -7,6 +7,11 @@
 //! throughput in elements = floating-point operations (2·m·k·n), so
 //! criterion's "elem/s" reads as FLOP/s. `Y = X · Wᵀ` with `W (n, k)`
 //! row-major, as the model's prefill computes it.
+//!
+//! matrixmultiply reads its thread count once per process from
+//! `MATMUL_NUM_THREADS` (default 1), so its two-thread baseline is a second
+//! run: `MATMUL_NUM_THREADS=2 cargo bench -p scratchpad-benches --bench gemm
+//! -- matrixmultiply`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -16,6 +21,11 @@ use scratchpad_benches::{thread_pool, time_in_pool};
 use scratchpad_cpu::{Gemm, Isa, gemm};
 
 fn bench(c: &mut Criterion) {
+    let mm_threads: usize = std::env::var("MATMUL_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let mut group = c.benchmark_group("gemm");
     group
         .warm_up_time(Duration::from_millis(500))
@@ -49,10 +59,7 @@ fn bench(c: &mut Criterion) {
                     })
                 })
             });
-            // matrixmultiply threads through its own feature; on one thread
-            // it is the baseline. Its two-thread figure needs its `threading`
-            // feature, which this bench does not enable, so it is run once.
-            if threads == 1 {
+            if threads == mm_threads {
                 group.bench_function(BenchmarkId::new("matrixmultiply", &shape), |b| {
                     b.iter(|| {
                         // SAFETY: X (m, k) row-major, W viewed as Wᵀ (k, n)

@@ -60,3 +60,20 @@ fn every_supported_path_is_listed() {
         Isa::detect()
     );
 }
+
+#[test]
+fn the_bandwidth_sum_is_exact_on_every_path() {
+    use scratchpad_cpu::{read_bandwidth, sum};
+    for len in [0, 1, 63, 65, 127, 129, 1000, 100_003] {
+        // Small integers: every partial sum is exact in f32.
+        let data: Vec<f32> = (0..len).map(|i| (i % 5) as f32).collect();
+        let expected: f32 = (0..len).map(|i| (i % 5) as f32).sum();
+        for isa in Isa::supported() {
+            assert_eq!(sum(&data, isa), expected, "sum of {len} on {isa}");
+        }
+    }
+    let data = vec![1.0f32; 1 << 16];
+    let bw = read_bandwidth(&data, 3, Isa::detect());
+    assert_eq!((bw.checksum, bw.bytes), ((1 << 16) as f32, 1 << 18));
+    assert!(bw.gb_per_s() > 0.0);
+}
