@@ -1,0 +1,207 @@
+//! [`Tokenizer`]: llama2.c's `tokenizer.bin` — `i32 max_token_length`, then
+//! per token `f32 score, i32 len, len bytes` — with its byte-pair encoding
+//! and decoding. Ids 0 unk, 1 BOS, 2 EOS, 3..=258 the byte pieces
+//! `<0x00>`..`<0xFF>`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::ModelError;
+
+/// The beginning-of-sequence token.
+pub const BOS: u32 = 1;
+/// The end-of-sequence token.
+pub const EOS: u32 = 2;
+
+/// Every byte value, for pieces decoded from `<0xHH>`.
+static BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// A vocabulary with scores, and the lookup from piece to id.
+pub struct Tokenizer {
+    pieces: Vec<Vec<u8>>,
+    scores: Vec<f32>,
+    ids: HashMap<Vec<u8>, u32>,
+    max_token_length: usize,
+}
+
+impl Tokenizer {
+    /// Reads the tokenizer at `path`, which must hold exactly `vocab_size`
+    /// tokens: fewer entries or bytes left over mean it belongs to another
+    /// model.
+    pub fn open(path: &Path, vocab_size: usize) -> Result<Tokenizer, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Tokenizer::from_bytes(&bytes, vocab_size, path)
+    }
+
+    /// Parses a tokenizer file's bytes; `path` names it in errors.
+    pub fn from_bytes(
+        bytes: &[u8],
+        vocab_size: usize,
+        path: &Path,
+    ) -> Result<Tokenizer, ModelError> {
+        let mismatch = |reason: String| ModelError::TokenizerMismatch {
+            path: path.to_owned(),
+            vocab_size,
+            reason,
+        };
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let slice = bytes.get(at..at.checked_add(n)?)?;
+            at += n;
+            Some(slice)
+        };
+        let word = |b: &[u8]| i32::from_le_bytes(b.try_into().expect("four bytes"));
+        let max_token_length = take(4)
+            .map(word)
+            .ok_or_else(|| mismatch("the file is too short for its header".into()))?;
+        let mut pieces = Vec::with_capacity(vocab_size);
+        let mut scores = Vec::with_capacity(vocab_size);
+        for i in 0..vocab_size {
+            let truncated = || mismatch(format!("the file ends after {i} tokens"));
+            let score = f32::from_le_bytes(
+                take(4)
+                    .ok_or_else(truncated)?
+                    .try_into()
+                    .expect("four bytes"),
+            );
+            let len = word(take(4).ok_or_else(truncated)?);
+            let len = usize::try_from(len)
+                .map_err(|_| mismatch(format!("token {i} has negative length {len}")))?;
+            pieces.push(take(len).ok_or_else(truncated)?.to_vec());
+            scores.push(score);
+        }
+        if at != bytes.len() {
+            return Err(mismatch(format!(
+                "{} bytes are left over after {vocab_size} tokens",
+                bytes.len() - at
+            )));
+        }
+        let mut ids = HashMap::with_capacity(vocab_size);
+        for (id, piece) in pieces.iter().enumerate() {
+            ids.entry(piece.clone()).or_insert(id as u32);
+        }
+        Ok(Tokenizer {
+            pieces,
+            scores,
+            ids,
+            max_token_length: max_token_length.max(0) as usize,
+        })
+    }
+
+    /// Tokens in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// The longest piece, as the file's header states it.
+    pub fn max_token_length(&self) -> usize {
+        self.max_token_length
+    }
+
+    /// The bytes of token `id`.
+    pub fn piece(&self, id: u32) -> &[u8] {
+        &self.pieces[id as usize]
+    }
+
+    /// Encodes `text` as llama2.c does: BOS if asked, a dummy-prefix space
+    /// when the text is not empty, UTF-8 code points (unknown ones as their
+    /// bytes + 3), then the adjacent pair whose merge has the best score,
+    /// repeatedly; EOS if asked.
+    pub fn encode(&self, text: &str, bos: bool, eos: bool) -> Vec<u32> {
+        let mut tokens = Vec::with_capacity(text.len() + 3);
+        if bos {
+            tokens.push(BOS);
+        }
+        if !text.is_empty() {
+            tokens.extend(self.lookup_or_bytes(b" "));
+        }
+        let mut buf = [0u8; 4];
+        for ch in text.chars() {
+            tokens.extend(self.lookup_or_bytes(ch.encode_utf8(&mut buf).as_bytes()));
+        }
+        let mut merged = Vec::with_capacity(2 * self.max_token_length.max(8));
+        loop {
+            let mut best: Option<(f32, u32, usize)> = None;
+            for i in 0..tokens.len().saturating_sub(1) {
+                merged.clear();
+                merged.extend_from_slice(&self.pieces[tokens[i] as usize]);
+                merged.extend_from_slice(&self.pieces[tokens[i + 1] as usize]);
+                if let Some(&id) = self.ids.get(&merged) {
+                    let score = self.scores[id as usize];
+                    if best.is_none_or(|(s, _, _)| score > s) {
+                        best = Some((score, id, i));
+                    }
+                }
+            }
+            let Some((_, id, i)) = best else { break };
+            tokens[i] = id;
+            tokens.remove(i + 1);
+        }
+        if eos {
+            tokens.push(EOS);
+        }
+        tokens
+    }
+
+    /// The id of `piece`, or its bytes as byte tokens (+3).
+    fn lookup_or_bytes(&self, piece: &[u8]) -> Vec<u32> {
+        match self.ids.get(piece) {
+            Some(&id) => vec![id],
+            None => piece.iter().map(|&b| b as u32 + 3).collect(),
+        }
+    }
+
+    /// The text of `token` following `prev`: one leading space stripped
+    /// after BOS, and `<0xHH>` pieces as the raw byte.
+    pub fn decode(&self, prev: u32, token: u32) -> &[u8] {
+        let mut piece = self.pieces[token as usize].as_slice();
+        if prev == BOS && piece.first() == Some(&b' ') {
+            piece = &piece[1..];
+        }
+        match parse_byte_piece(piece) {
+            Some(byte) => &BYTES[byte as usize..byte as usize + 1],
+            None => piece,
+        }
+    }
+}
+
+/// The byte of a `<0xHH>` piece.
+fn parse_byte_piece(piece: &[u8]) -> Option<u8> {
+    let hex = piece.strip_prefix(b"<0x")?;
+    let digits = hex
+        .iter()
+        .take(2)
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if digits == 0 {
+        return None;
+    }
+    u8::from_str_radix(std::str::from_utf8(&hex[..digits]).ok()?, 16).ok()
+}
+
+/// What llama2.c's `safe_printf` prints of a piece: nothing for a single
+/// byte that is neither printable nor whitespace, and the bytes up to the
+/// first NUL otherwise.
+pub fn printable(piece: &[u8]) -> &[u8] {
+    let end = piece.iter().position(|&b| b == 0).unwrap_or(piece.len());
+    let piece = &piece[..end];
+    if let [byte] = piece {
+        let printable = (0x20..=0x7e).contains(byte);
+        let space = matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+        if !(printable || space) {
+            return &[];
+        }
+    }
+    piece
+}
