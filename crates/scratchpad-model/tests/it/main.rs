@@ -1,1 +1,9 @@
-//! placeholder
+//! Integration tests of the model: the real stories260K model against an
+//! independent implementation's outputs (skipped, saying so, when
+//! `../shared` is absent), the synthetic model, and every bad input.
+
+mod checkpoint;
+mod reference;
+mod support;
+mod synthetic;
+mod tokenizer;

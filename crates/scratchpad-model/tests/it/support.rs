@@ -1,0 +1,46 @@
+//! Locating `../shared`, and building models.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use scratchpad::{HostMemory, Pool, PoolOptions};
+use scratchpad_model::{Checkpoint, CpuBackend, Transformer};
+
+/// `../shared/<rel>` from the repository root, or `None` (after saying the
+/// test is skipped) when it is absent.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: {} not found (the shared test data lives at ../shared beside the repository)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// stories260K, if present.
+pub fn stories() -> Option<Arc<Checkpoint>> {
+    Some(Arc::new(
+        Checkpoint::open(&shared("models/stories260K.bin")?).unwrap(),
+    ))
+}
+
+/// A transformer over `model` with strategy `pool`.
+pub fn transformer(model: &Arc<Checkpoint>, pool: &str) -> Transformer<CpuBackend> {
+    let pool = Pool::with_strategy(pool, HostMemory, &PoolOptions::default()).unwrap();
+    Transformer::new(CpuBackend::new(model.clone(), pool))
+}
+
+/// Runs `f` in a rayon pool of `threads` threads.
+pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}

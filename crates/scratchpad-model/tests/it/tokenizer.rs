@@ -1,0 +1,82 @@
+//! Tokenizer encodings against the reference, decoding, and mismatches.
+
+use scratchpad_model::{ModelError, Tokenizer, printable};
+
+use crate::support::shared;
+
+/// `"text" -> ids` lines.
+fn cases(file: &str) -> Option<Vec<(String, Vec<u32>)>> {
+    let text = std::fs::read_to_string(shared(file)?).unwrap();
+    Some(
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let (quoted, ids) = line.rsplit_once(" -> ").unwrap();
+                let text = quoted.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
+                (
+                    text.to_owned(),
+                    ids.split_whitespace().map(|t| t.parse().unwrap()).collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn encodings_match_the_reference() {
+    for (file, tokenizer, vocab) in [
+        ("reference/encode_tok512.txt", "models/tok512.bin", 512),
+        (
+            "reference/encode_tok32000.txt",
+            "models/tokenizer.bin",
+            32000,
+        ),
+    ] {
+        let (Some(cases), Some(path)) = (cases(file), shared(tokenizer)) else {
+            return;
+        };
+        let t = Tokenizer::open(&path, vocab).unwrap();
+        assert!(!cases.is_empty());
+        for (text, expected) in cases {
+            assert_eq!(t.encode(&text, true, false), expected, "{file}: {text:?}");
+        }
+    }
+}
+
+#[test]
+fn decoding_strips_the_space_after_bos_and_maps_byte_pieces() {
+    let Some(path) = shared("models/tokenizer.bin") else {
+        return;
+    };
+    let t = Tokenizer::open(&path, 32000).unwrap();
+    let once = t.encode("Once", false, false)[0];
+    assert_eq!(t.piece(once), b" Once");
+    assert_eq!(t.decode(1, once), b"Once");
+    assert_eq!(t.decode(5, once), b" Once");
+    // <0x0A> is id 13 (byte 10 + 3).
+    assert_eq!(t.piece(13), b"<0x0A>");
+    assert_eq!(t.decode(5, 13), b"\n");
+    assert_eq!(printable(t.decode(5, 13)), b"\n");
+    // An unprintable single byte prints nothing.
+    assert_eq!(printable(t.decode(5, 3 + 7)), b"");
+}
+
+#[test]
+fn a_tokenizer_of_another_vocabulary_is_rejected() {
+    let (Some(small), Some(large)) = (shared("models/tok512.bin"), shared("models/tokenizer.bin"))
+    else {
+        return;
+    };
+    let too_few = Tokenizer::open(&small, 32000).err().unwrap();
+    assert!(matches!(too_few, ModelError::TokenizerMismatch { .. }));
+    assert!(
+        too_few.to_string().contains("ends after 512 tokens"),
+        "{too_few}"
+    );
+    let left_over = Tokenizer::open(&large, 512).err().unwrap();
+    assert!(left_over.to_string().contains("left over"), "{left_over}");
+    let missing = Tokenizer::open(&small.with_file_name("no-such-tokenizer.bin"), 512)
+        .err()
+        .unwrap();
+    assert!(matches!(missing, ModelError::Io { .. }), "{missing}");
+}
