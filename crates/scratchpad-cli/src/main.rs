@@ -66,10 +66,20 @@ struct GenerateArgs {
     #[arg(short = 'n', long)]
     steps: Option<usize>,
     /// Sampling temperature; 0 is greedy.
-    #[arg(short = 't', long, default_value_t = 1.0)]
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
     temperature: f32,
     /// Top-p (nucleus) sampling threshold in [0, 1]; 0 or 1 samples the whole distribution.
-    #[arg(short = 'p', long = "top-p", default_value_t = 0.9)]
+    #[arg(
+        short = 'p',
+        long = "top-p",
+        default_value_t = 0.9,
+        allow_negative_numbers = true
+    )]
     top_p: f32,
     /// Sampler seed [default: the current time].
     #[arg(short = 's', long)]

@@ -1,0 +1,248 @@
+//! The `scratchpad` binary end to end: output, and a clear `error:` with a
+//! non-zero exit (never a panic, never a half-written file) for every bad
+//! input a user can cause.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scratchpad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchpad"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn shared(rel: &str) -> Option<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel);
+    if path.exists() {
+        Some(path.to_string_lossy().into_owned())
+    } else {
+        eprintln!("skipped: {} not found", path.display());
+        None
+    }
+}
+
+/// Runs with `args`, expecting failure with `expected` in the error line.
+fn fails_with(args: &[&str], expected: &str) {
+    let out = scratchpad(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected `{expected}` in: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {stderr}"
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scratchpad-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn generate_runs_with_no_files() {
+    let out = scratchpad(&[
+        "generate",
+        "--synthetic",
+        "synth-260k",
+        "-n",
+        "20",
+        "-s",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<u32> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert!(!ids.is_empty() && ids.len() <= 20 && ids.iter().all(|&id| id < 512));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("achieved tok/s: "));
+}
+
+#[test]
+fn generate_reproduces_run_c_on_stories260k() {
+    let (Some(model), Some(tok), Some(expected)) = (
+        shared("models/stories260K.bin"),
+        shared("models/tok512.bin"),
+        shared("reference/stories260K_t0_n200_runc_stdout.txt"),
+    ) else {
+        return;
+    };
+    for pool in ["planned", "noop", "arena"] {
+        let out = scratchpad(&[
+            "generate",
+            "--model",
+            &model,
+            "-z",
+            &tok,
+            "-t",
+            "0",
+            "-n",
+            "200",
+            "--pool",
+            pool,
+            "--threads",
+            "2",
+        ]);
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            std::fs::read_to_string(&expected).unwrap(),
+            "--pool {pool}"
+        );
+    }
+}
+
+#[test]
+fn synth_writes_the_checkpoint_and_refuses_seed_zero() {
+    let dir = temp_dir("synth");
+    let path = dir.join("s.bin");
+    let out = scratchpad(&["synth", "synth-260k", "--out", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], &64i32.to_le_bytes());
+    let generated = scratchpad(&[
+        "generate",
+        "--model",
+        path.to_str().unwrap(),
+        "-n",
+        "5",
+        "-t",
+        "0",
+    ]);
+    assert!(generated.status.success());
+    fails_with(
+        &[
+            "synth",
+            "synth-260k",
+            "--out",
+            dir.join("z.bin").to_str().unwrap(),
+            "--seed",
+            "0",
+        ],
+        "seed 0",
+    );
+    assert!(!dir.join("z.bin").exists());
+    fails_with(
+        &[
+            "synth",
+            "synth-7b",
+            "--out",
+            dir.join("y.bin").to_str().unwrap(),
+        ],
+        "unknown synthetic model `synth-7b`",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unwritable_out_leaves_nothing_behind() {
+    let dir = temp_dir("unwritable");
+    let target = dir.join("no-such-dir").join("s.bin");
+    fails_with(
+        &["synth", "synth-260k", "--out", target.to_str().unwrap()],
+        "cannot write",
+    );
+    assert!(!target.exists());
+    // A directory in the way: the rename fails, the temporary file is gone.
+    let blocked = dir.join("blocked");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    fails_with(
+        &["synth", "synth-260k", "--out", blocked.to_str().unwrap()],
+        "cannot write",
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["blocked"],
+        "only the blocking directory remains"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = temp_dir("bad");
+    fails_with(
+        &["generate", "--model", "/nonexistent/model.bin"],
+        "/nonexistent/model.bin",
+    );
+    let truncated = dir.join("truncated.bin");
+    let out = scratchpad(&["synth", "synth-260k", "--out", truncated.to_str().unwrap()]);
+    assert!(out.status.success());
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(
+        &["generate", "--model", truncated.to_str().unwrap()],
+        "truncated checkpoint",
+    );
+    fails_with(
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "--pool",
+            "first-fit",
+        ],
+        "unknown pool strategy `first-fit`",
+    );
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "-n", "513"],
+        "beyond the model's context of 512",
+    );
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "-i", "hello"],
+        "needs a tokenizer",
+    );
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "-t", "-1"],
+        "--temperature",
+    );
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "-p", "1.5"],
+        "--top-p",
+    );
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "--threads", "0"],
+        "--threads",
+    );
+    fails_with(
+        &["generate", "--synthetic", "synth-9"],
+        "unknown synthetic model",
+    );
+    if let Some(tok32k) = shared("models/tokenizer.bin") {
+        fails_with(
+            &["generate", "--synthetic", "synth-260k", "-z", &tok32k],
+            "left over",
+        );
+    }
+    if let (Some(model), Some(tok)) = (
+        shared("models/stories260K.bin"),
+        shared("models/tok512.bin"),
+    ) {
+        let long = "once upon a time ".repeat(200);
+        fails_with(
+            &["generate", "--model", &model, "-z", &tok, "-i", &long],
+            "the prompt is",
+        );
+    }
+    std::fs::remove_dir_all(Path::new(&dir)).unwrap();
+}
