@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scratchpad_benches::{thread_pool, time_in_pool};
-use scratchpad_cpu::{Attention, attention};
+use scratchpad_cpu::{Attention, Isa, attention};
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("attention");
@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
                     head_dim,
                     pos,
                     n_queries,
+                    isa: Isa::detect(),
                 };
                 let q: Vec<f32> = (0..n_queries * n_heads * head_dim)
                     .map(|i| ((i % 11) as f32 - 5.0) * 0.05)

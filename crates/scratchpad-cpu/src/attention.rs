@@ -3,12 +3,14 @@
 //! n_kv_heads)`), `out = Σ_{t ≤ p} softmax_t(q·k_t / √head_dim) v_t`.
 //! Scores and softmax rows live in one lease split per head, heads run in
 //! parallel; a block of queries (prefill) writes head-major into a second
-//! lease that is then transposed into the token-major output.
+//! lease that is then transposed into the token-major output. The per-head
+//! loops are compiled once per SIMD path.
 
 use ndarray::{ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 use scratchpad::{ExecutionContext, HostMemory, ScratchError, tag};
 
+use crate::Isa;
 use crate::softmax::softmax;
 
 /// Shape of an [`attention`]: `n_queries` queries at positions
@@ -25,6 +27,8 @@ pub struct Attention {
     pub pos: usize,
     /// Queries in the block (1 when decoding).
     pub n_queries: usize,
+    /// The SIMD path the per-head loops are compiled for.
+    pub isa: Isa,
 }
 
 /// The scratch an [`attention`] takes, in f32 elements.
@@ -64,9 +68,14 @@ pub fn attention_scratch(params: &Attention) -> AttentionScratch {
     }
 }
 
+/// A dot product with sixteen lanes of accumulators, which the compiler maps
+/// onto the vector width of the function it is inlined into, reduced as a
+/// tree (a left-to-right sum of the lanes is a chain of sixteen dependent
+/// adds).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0.0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
         .remainder()
         .iter()
@@ -74,11 +83,122 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
+        for i in 0..16 {
             acc[i] += x[i] * y[i];
         }
     }
-    acc.iter().sum::<f32>() + tail
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            acc[i] += acc[i + width];
+        }
+    }
+    acc[0] + tail
+}
+
+/// Everything one head needs, shared by the workers.
+#[derive(Clone, Copy)]
+struct Heads<'a> {
+    q: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    dim: usize,
+    kv_dim: usize,
+    ctx_len: usize,
+    group: usize,
+    head_dim: usize,
+    pos: usize,
+    n_queries: usize,
+    scale: f32,
+}
+
+impl Heads<'_> {
+    /// Head `h`: its queries' scores into `scores` (n_queries × ctx_len) and
+    /// outputs into `out` (n_queries × head_dim).
+    #[inline(always)]
+    fn run(&self, h: usize, scores: &mut [f32], out: &mut [f32]) {
+        let Heads {
+            q,
+            keys,
+            values,
+            dim,
+            kv_dim,
+            ctx_len,
+            group,
+            head_dim,
+            pos,
+            n_queries,
+            scale,
+        } = *self;
+        let kv_offset = (h / group) * head_dim;
+        for i in 0..n_queries {
+            let len = pos + i + 1;
+            let qv = &q[i * dim + h * head_dim..][..head_dim];
+            let row = &mut scores[i * ctx_len..][..len];
+            for (t, s) in row.iter_mut().enumerate() {
+                *s = dot(qv, &keys[t * kv_dim + kv_offset..][..head_dim]) * scale;
+            }
+            softmax(row);
+            // Sixteen output lanes at a time, accumulated in a register over
+            // every position: summing into the output row in memory made a
+            // chain of store-to-load round trips per position.
+            let o = &mut out[i * head_dim..][..head_dim];
+            for (c, o_chunk) in o.chunks_mut(16).enumerate() {
+                let offset = kv_offset + 16 * c;
+                if let Ok(o16) = <&mut [f32; 16]>::try_from(&mut *o_chunk) {
+                    let mut acc = [0.0f32; 16];
+                    for (t, &p) in row.iter().enumerate() {
+                        let v: &[f32; 16] = values[t * kv_dim + offset..][..16]
+                            .try_into()
+                            .expect("16 floats");
+                        for l in 0..16 {
+                            acc[l] += p * v[l];
+                        }
+                    }
+                    *o16 = acc;
+                } else {
+                    o_chunk.fill(0.0);
+                    for (t, &p) in row.iter().enumerate() {
+                        for (od, &vd) in o_chunk.iter_mut().zip(&values[t * kv_dim + offset..]) {
+                            *od += p * vd;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Heads::run`] compiled for `isa`, which the caller checked.
+    fn run_on(&self, isa: Isa, h: usize, scores: &mut [f32], out: &mut [f32]) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `attention` asserted that the CPU supports AVX-512F.
+            Isa::Avx512 => unsafe { self.run_avx512(h, scores, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `attention` asserted that the CPU supports AVX2 and FMA.
+            Isa::Avx2 => unsafe { self.run_avx2(h, scores, out) },
+            _ => self.run(h, scores, out),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The CPU supports AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, h: usize, scores: &mut [f32], out: &mut [f32]) {
+        self.run(h, scores, out)
+    }
+
+    /// # Safety
+    ///
+    /// The CPU supports AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, h: usize, scores: &mut [f32], out: &mut [f32]) {
+        self.run(h, scores, out)
+    }
 }
 
 /// Attention of `q` (`n_queries × n_heads × head_dim`) over `keys` and
@@ -87,8 +207,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// # Panics
 ///
-/// When the slices do not match the shape or `n_kv_heads` does not divide
-/// `n_heads`.
+/// When the slices do not match the shape, `n_kv_heads` does not divide
+/// `n_heads`, or `params.isa` is not supported by this CPU.
 pub fn attention(
     ctx: &ExecutionContext<HostMemory>,
     params: &Attention,
@@ -103,6 +223,7 @@ pub fn attention(
         head_dim,
         pos,
         n_queries,
+        isa,
     } = *params;
     assert!(
         n_kv_heads > 0 && n_heads % n_kv_heads == 0,
@@ -123,34 +244,24 @@ pub fn attention(
         keys.len() >= ctx_len * kv_dim && values.len() >= ctx_len * kv_dim,
         "attention: the cache must hold pos + n_queries positions"
     );
+    isa.assert_supported();
     if n_queries == 0 || head_dim == 0 {
         return Ok(());
     }
-    let group = n_heads / n_kv_heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    // One head: its queries' scores into `scores` (n_queries × ctx_len) and
-    // outputs into `head_out` (n_queries × head_dim).
-    let head = |h: usize, scores: &mut [f32], head_out: &mut [f32]| {
-        let kv_offset = (h / group) * head_dim;
-        for i in 0..n_queries {
-            let len = pos + i + 1;
-            let qv = &q[i * dim + h * head_dim..][..head_dim];
-            let row = &mut scores[i * ctx_len..][..len];
-            for (t, s) in row.iter_mut().enumerate() {
-                *s = dot(qv, &keys[t * kv_dim + kv_offset..][..head_dim]) * scale;
-            }
-            softmax(row);
-            let o = &mut head_out[i * head_dim..][..head_dim];
-            o.fill(0.0);
-            for (t, &p) in row.iter().enumerate() {
-                for (od, &vd) in o
-                    .iter_mut()
-                    .zip(&values[t * kv_dim + kv_offset..][..head_dim])
-                {
-                    *od += p * vd;
-                }
-            }
-        }
+    let group = n_heads / n_kv_heads;
+    let heads = Heads {
+        q,
+        keys,
+        values,
+        dim,
+        kv_dim,
+        ctx_len,
+        group,
+        head_dim,
+        pos,
+        n_queries,
+        scale,
     };
     let sizes = attention_scratch(params);
     let parallel = rayon::current_num_threads() > 1
@@ -161,19 +272,20 @@ pub fn attention(
         let mut heads_out = s.acquire::<f32>(sizes.heads_out, tag!("attn.heads_out"))?;
         // One query: heads are contiguous in `out` already.
         let targets: &mut [f32] = if n_queries == 1 { out } else { &mut heads_out };
+        let (score_rows, out_rows) = (n_queries * ctx_len, n_queries * head_dim);
         if parallel {
             scores
-                .par_chunks_mut(n_queries * ctx_len)
-                .zip(targets.par_chunks_mut(n_queries * head_dim))
+                .par_chunks_mut(score_rows)
+                .zip(targets.par_chunks_mut(out_rows))
                 .enumerate()
-                .for_each(|(h, (sc, o))| head(h, sc, o));
+                .for_each(|(h, (sc, o))| heads.run_on(isa, h, sc, o));
         } else {
             for (h, (sc, o)) in scores
-                .chunks_mut(n_queries * ctx_len)
-                .zip(targets.chunks_mut(n_queries * head_dim))
+                .chunks_mut(score_rows)
+                .zip(targets.chunks_mut(out_rows))
                 .enumerate()
             {
-                head(h, sc, o);
+                heads.run_on(isa, h, sc, o);
             }
         }
         if n_queries > 1 {

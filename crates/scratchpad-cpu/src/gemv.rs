@@ -20,8 +20,9 @@ pub struct Gemv {
 }
 
 /// Matrices with fewer elements than this run on the calling thread: a
-/// fan-out costs a few microseconds, a 288×288 product less than that.
-const PARALLEL_MIN_ELEMS: usize = 1 << 18;
+/// fan-out costs a few microseconds, a 128×128 product less than that; a
+/// 288×288 layer of a decode step (about 10 µs from memory) gains from two.
+const PARALLEL_MIN_ELEMS: usize = 1 << 16;
 
 impl Gemv {
     /// `y (m) = W (m, k) · x (k)` on the detected SIMD path.

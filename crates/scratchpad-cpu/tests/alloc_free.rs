@@ -133,6 +133,7 @@ fn run_kernels(ctx: &ExecutionContext<HostMemory>, d: &mut Data, counts: &mut [u
             head_dim: HEAD_DIM,
             pos: 127,
             n_queries: 1,
+            isa: Isa::detect(),
         };
         attention(
             ctx,
@@ -153,6 +154,7 @@ fn run_kernels(ctx: &ExecutionContext<HostMemory>, d: &mut Data, counts: &mut [u
             head_dim: HEAD_DIM / 2,
             pos: 64,
             n_queries: BLOCK,
+            isa: Isa::detect(),
         };
         let kv_len = (64 + BLOCK) * 3 * HEAD_DIM / 2;
         attention(

@@ -101,6 +101,7 @@ impl Backend for CpuBackend {
             head_dim: c.head_dim(),
             pos,
             n_queries: n,
+            isa,
         };
         let rotary = Rope {
             n_heads: c.n_heads,

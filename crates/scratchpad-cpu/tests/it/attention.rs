@@ -1,6 +1,6 @@
 //! Attention and the KV cache against an f64 reference.
 
-use scratchpad_cpu::{Attention, KvCache, attention};
+use scratchpad_cpu::{Attention, Isa, KvCache, attention};
 
 use crate::support::{check, context, random, with_threads};
 
@@ -52,6 +52,7 @@ fn attention_matches_the_reference_for_one_query_and_blocks() {
                     head_dim,
                     pos,
                     n_queries,
+                    isa: Isa::Portable,
                 };
                 let kv_dim = n_kv_heads * head_dim;
                 let ctx_len = pos + n_queries;
@@ -64,13 +65,17 @@ fn attention_matches_the_reference_for_one_query_and_blocks() {
                 );
                 let q = random(n_queries * n_heads * head_dim, 5);
                 let (keys, values) = (cache.keys(1, ctx_len), cache.values(1, ctx_len));
-                let mut out = vec![f32::NAN; q.len()];
-                attention(&ctx, &p, &q, keys, values, &mut out).unwrap();
-                check(
-                    &format!("attention {p:?} {threads} threads"),
-                    &out,
-                    &reference(&p, &q, keys, values),
-                );
+                let expected = reference(&p, &q, keys, values);
+                for isa in Isa::supported() {
+                    let p = Attention { isa, ..p };
+                    let mut out = vec![f32::NAN; q.len()];
+                    attention(&ctx, &p, &q, keys, values, &mut out).unwrap();
+                    check(
+                        &format!("attention {p:?} {threads} threads"),
+                        &out,
+                        &expected,
+                    );
+                }
             }
         }
         assert_eq!(ctx.scratch.stats().live_bytes, 0);
