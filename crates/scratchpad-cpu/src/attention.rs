@@ -169,6 +169,71 @@ impl Heads<'_> {
         }
     }
 
+    /// One query (decode) for heads `h0..h0 + n` with positions outermost:
+    /// each key and value row is read once, in order, for all the heads
+    /// (head by head, the cache was walked `n` times with a stride and ran
+    /// at memory latency). `scores` holds the heads' rows (`n × ctx_len`),
+    /// `out` their outputs (`n × head_dim`).
+    #[inline(always)]
+    fn run_decode(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
+        let Heads { q, keys, values, kv_dim, ctx_len, group, head_dim, pos, scale, .. } = *self;
+        let n = out.len() / head_dim;
+        let len = pos + 1;
+        for t in 0..len {
+            let krow = &keys[t * kv_dim..][..kv_dim];
+            for j in 0..n {
+                let h = h0 + j;
+                let kv_offset = (h / group) * head_dim;
+                scores[j * ctx_len + t] = dot(&q[h * head_dim..][..head_dim], &krow[kv_offset..][..head_dim]) * scale;
+            }
+        }
+        for j in 0..n {
+            softmax(&mut scores[j * ctx_len..][..len]);
+        }
+        out.fill(0.0);
+        for t in 0..len {
+            let vrow = &values[t * kv_dim..][..kv_dim];
+            for (j, o) in out.chunks_exact_mut(head_dim).enumerate() {
+                let p = scores[j * ctx_len + t];
+                let kv_offset = ((h0 + j) / group) * head_dim;
+                for (od, &vd) in o.iter_mut().zip(&vrow[kv_offset..][..head_dim]) {
+                    *od += p * vd;
+                }
+            }
+        }
+    }
+
+    /// [`Heads::run_decode`] compiled for `isa`, which the caller checked.
+    fn run_decode_on(&self, isa: Isa, h0: usize, scores: &mut [f32], out: &mut [f32]) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `attention` asserted that the CPU supports AVX-512F.
+            Isa::Avx512 => unsafe { self.run_decode_avx512(h0, scores, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `attention` asserted that the CPU supports AVX2 and FMA.
+            Isa::Avx2 => unsafe { self.run_decode_avx2(h0, scores, out) },
+            _ => self.run_decode(h0, scores, out),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The CPU supports AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_decode_avx512(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
+        self.run_decode(h0, scores, out)
+    }
+
+    /// # Safety
+    ///
+    /// The CPU supports AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_decode_avx2(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
+        self.run_decode(h0, scores, out)
+    }
+
     /// [`Heads::run`] compiled for `isa`, which the caller checked.
     fn run_on(&self, isa: Isa, h: usize, scores: &mut [f32], out: &mut [f32]) {
         match isa {
@@ -270,21 +335,28 @@ pub fn attention(
     ctx.scratch.scope(|s| {
         let mut scores = s.acquire::<f32>(sizes.scores, tag!("attn.scores"))?;
         let mut heads_out = s.acquire::<f32>(sizes.heads_out, tag!("attn.heads_out"))?;
-        // One query: heads are contiguous in `out` already.
-        let targets: &mut [f32] = if n_queries == 1 { out } else { &mut heads_out };
+        if n_queries == 1 {
+            // One query: heads are contiguous in `out`; each worker takes a
+            // contiguous range of heads and reads the cache rows in order.
+            let workers = if parallel { rayon::current_num_threads().min(n_heads) } else { 1 };
+            let per_worker = n_heads.div_ceil(workers);
+            scores
+                .par_chunks_mut(per_worker * ctx_len)
+                .zip(out.par_chunks_mut(per_worker * head_dim))
+                .enumerate()
+                .with_max_len(1)
+                .for_each(|(w, (sc, o))| heads.run_decode_on(isa, w * per_worker, sc, o));
+            return Ok(());
+        }
         let (score_rows, out_rows) = (n_queries * ctx_len, n_queries * head_dim);
         if parallel {
             scores
                 .par_chunks_mut(score_rows)
-                .zip(targets.par_chunks_mut(out_rows))
+                .zip(heads_out.par_chunks_mut(out_rows))
                 .enumerate()
                 .for_each(|(h, (sc, o))| heads.run_on(isa, h, sc, o));
         } else {
-            for (h, (sc, o)) in scores
-                .chunks_mut(score_rows)
-                .zip(targets.chunks_mut(out_rows))
-                .enumerate()
-            {
+            for (h, (sc, o)) in scores.chunks_mut(score_rows).zip(heads_out.chunks_mut(out_rows)).enumerate() {
                 heads.run_on(isa, h, sc, o);
             }
         }
