@@ -34,22 +34,3 @@ pub fn time_in_pool(
         start.elapsed()
     })
 }
-
-/// The fastest of `passes` calls of `f` on a worker of `pool`, after one
-/// untimed warm-up call: the method of the read-bandwidth ceiling.
-pub fn time_best_of(
-    passes: usize,
-    pool: &rayon::ThreadPool,
-    mut f: impl FnMut(&ExecutionContext<HostMemory>) + Send,
-) -> Duration {
-    let mut best = Duration::MAX;
-    time_in_pool(pool, 0, |ctx| {
-        f(ctx);
-        for _ in 0..passes {
-            let start = Instant::now();
-            f(ctx);
-            best = best.min(start.elapsed());
-        }
-    });
-    best
-}

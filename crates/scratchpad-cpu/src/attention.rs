@@ -176,7 +176,18 @@ impl Heads<'_> {
     /// `out` their outputs (`n × head_dim`).
     #[inline(always)]
     fn run_decode(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
-        let Heads { q, keys, values, kv_dim, ctx_len, group, head_dim, pos, scale, .. } = *self;
+        let Heads {
+            q,
+            keys,
+            values,
+            kv_dim,
+            ctx_len,
+            group,
+            head_dim,
+            pos,
+            scale,
+            ..
+        } = *self;
         let n = out.len() / head_dim;
         let len = pos + 1;
         for t in 0..len {
@@ -184,7 +195,10 @@ impl Heads<'_> {
             for j in 0..n {
                 let h = h0 + j;
                 let kv_offset = (h / group) * head_dim;
-                scores[j * ctx_len + t] = dot(&q[h * head_dim..][..head_dim], &krow[kv_offset..][..head_dim]) * scale;
+                scores[j * ctx_len + t] = dot(
+                    &q[h * head_dim..][..head_dim],
+                    &krow[kv_offset..][..head_dim],
+                ) * scale;
             }
         }
         for j in 0..n {
@@ -338,7 +352,11 @@ pub fn attention(
         if n_queries == 1 {
             // One query: heads are contiguous in `out`; each worker takes a
             // contiguous range of heads and reads the cache rows in order.
-            let workers = if parallel { rayon::current_num_threads().min(n_heads) } else { 1 };
+            let workers = if parallel {
+                rayon::current_num_threads().min(n_heads)
+            } else {
+                1
+            };
             let per_worker = n_heads.div_ceil(workers);
             scores
                 .par_chunks_mut(per_worker * ctx_len)
@@ -356,7 +374,11 @@ pub fn attention(
                 .enumerate()
                 .for_each(|(h, (sc, o))| heads.run_on(isa, h, sc, o));
         } else {
-            for (h, (sc, o)) in scores.chunks_mut(score_rows).zip(heads_out.chunks_mut(out_rows)).enumerate() {
+            for (h, (sc, o)) in scores
+                .chunks_mut(score_rows)
+                .zip(heads_out.chunks_mut(out_rows))
+                .enumerate()
+            {
                 heads.run_on(isa, h, sc, o);
             }
         }
