@@ -1,6 +1,11 @@
 //! The `scratchpad` binary: `generate` text with a llama2.c model (run.c's
-//! flags and output) and `synth` a synthetic checkpoint.
+//! flags and output), `compare` pool strategies on the same work, record a
+//! `trace` and `replay` it through every strategy, and `synth` a synthetic
+//! checkpoint.
 #![forbid(unsafe_code)]
+
+mod compare;
+mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,10 +14,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use scratchpad::{HostMemory, Pool, PoolOptions};
+use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
 use scratchpad_model::{
     BOS, Checkpoint, CpuBackend, Sampler, Tokenizer, Transformer, generate, synthetic,
 };
+
+/// Every heap allocation of the process is counted: `compare` reports them.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// A mini tensor runtime whose every scratch buffer comes from one pluggable pool.
 #[derive(Parser)]
@@ -26,8 +35,194 @@ struct Cli {
 enum Command {
     /// Generate text (run.c's flags and output).
     Generate(GenerateArgs),
+    /// Run the same workload under every pool strategy and compare them.
+    Compare(CompareArgs),
+    /// Record the scratch trace of one run of the workload.
+    Trace(TraceArgs),
+    /// Replay a trace through every strategy, without the model.
+    Replay(ReplayArgs),
     /// Write a synthetic checkpoint.
     Synth(SynthArgs),
+}
+
+#[derive(Args)]
+struct WorkloadArgs {
+    /// A llama2.c checkpoint.
+    #[arg(long, conflicts_with = "synthetic")]
+    model: Option<PathBuf>,
+    /// A built-in synthetic model [default: synth-15m; synth-260k for --scenario churn].
+    #[arg(long)]
+    synthetic: Option<String>,
+    /// Prompt length (the prefill block).
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Decode tokens after the prompt (greedy, not stopping at BOS).
+    #[arg(long, default_value_t = 64)]
+    steps: usize,
+    /// The prompt as text instead of seeded token ids (needs --tokenizer).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Tokenizer for --prompt.
+    #[arg(short = 'z', long)]
+    tokenizer: Option<PathBuf>,
+    /// Seed of the prompt's token ids.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// best-fit's (and planned's fallback's) retained-bytes cap [default: SCRATCHPAD_MAX_RETAINED_BYTES or 100 MiB].
+    #[arg(long)]
+    max_retained_bytes: Option<usize>,
+    /// size-classed's idle buffers per class [default: 8].
+    #[arg(long)]
+    per_class_cap: Option<usize>,
+}
+
+impl WorkloadArgs {
+    fn options(&self) -> anyhow::Result<PoolOptions> {
+        let mut options = PoolOptions::from_env()?;
+        if let Some(bytes) = self.max_retained_bytes {
+            options.max_retained_bytes = bytes;
+        }
+        if let Some(cap) = self.per_class_cap {
+            options.per_class_cap = cap;
+        }
+        Ok(options)
+    }
+
+    fn model(&self, default: &str) -> anyhow::Result<Arc<Checkpoint>> {
+        Ok(Arc::new(match (&self.model, &self.synthetic) {
+            (Some(path), _) => Checkpoint::open(path)?,
+            (None, name) => {
+                synthetic::checkpoint(name.as_deref().unwrap_or(default), synthetic::DEFAULT_SEED)?
+            }
+        }))
+    }
+
+    fn workload(&self, plant_allocation: bool) -> anyhow::Result<compare::Workload> {
+        let model = self.model("synth-15m")?;
+        let config = *model.config();
+        let prompt = match (&self.prompt, &self.tokenizer) {
+            (Some(text), Some(path)) => {
+                Tokenizer::open(path, config.vocab_size)?.encode(text, true, false)
+            }
+            (Some(_), None) => bail!("--prompt needs a tokenizer (-z PATH)"),
+            (None, _) => {
+                if self.prompt_tokens == 0 {
+                    bail!("--prompt-tokens must be at least 1");
+                }
+                let mut state = self.seed.max(1);
+                let vocab = config.vocab_size as u64;
+                (0..self.prompt_tokens)
+                    .map(|_| {
+                        state ^= state >> 12;
+                        state ^= state << 25;
+                        state ^= state >> 27;
+                        (3 + (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % (vocab - 3).max(1))
+                            as u32
+                    })
+                    .collect()
+            }
+        };
+        if self.steps == 0 {
+            bail!("--steps must be at least 1: the decode phase is never empty");
+        }
+        if prompt.len() + self.steps > config.seq_len {
+            bail!(
+                "a prompt of {} tokens and {} steps need {} positions, beyond the model's context of {}",
+                prompt.len(),
+                self.steps,
+                prompt.len() + self.steps,
+                config.seq_len
+            );
+        }
+        Ok(compare::Workload {
+            model,
+            prompt,
+            steps: self.steps,
+            options: self.options()?,
+            plant_allocation,
+        })
+    }
+}
+
+/// Strategy names from `--pools` (all when empty), each checked.
+fn strategies(pools: &[String], options: &PoolOptions) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = if pools.is_empty() {
+        STRATEGY_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        pools.to_vec()
+    };
+    for name in &names {
+        scratchpad::create_strategy(name, HostMemory, options)?;
+    }
+    Ok(names)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Prefill and decode of one workload, per strategy.
+    Default,
+    /// Prompts of varying lengths through one pool, prefill only.
+    Churn,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Strategies to compare, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pools: Vec<String>,
+    /// Repetitions, strategies interleaved.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    /// Also print acquires and peak live bytes per call site.
+    #[arg(long)]
+    by_tag: bool,
+    /// Write every figure and the run's settings as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write SVG charts into this folder (created if missing).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// The workload.
+    #[arg(long, value_enum, default_value = "default")]
+    scenario: Scenario,
+    /// Prompt lengths of the churn scenario, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128,500,256,384,64")]
+    churn_lengths: Vec<usize>,
+    /// Test hook: plant one heap allocation in every counted decode step.
+    #[arg(long, hide = true)]
+    plant_allocation: bool,
+}
+
+#[derive(Args)]
+struct TraceArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Where to write the trace (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// The strategy the run uses (the trace does not depend on it).
+    #[arg(long, default_value = "best-fit")]
+    pool: String,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// A trace written by `scratchpad trace` or another runtime.
+    trace: PathBuf,
+    /// Strategies, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pools: Vec<String>,
+    /// best-fit's retained-bytes cap.
+    #[arg(long)]
+    max_retained_bytes: Option<usize>,
+    /// size-classed's idle buffers per class.
+    #[arg(long)]
+    per_class_cap: Option<usize>,
 }
 
 #[derive(Args)]
@@ -108,6 +303,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
+        Command::Compare(args) => run_compare(args),
+        Command::Trace(args) => run_trace(args),
+        Command::Replay(args) => run_replay(args),
         Command::Synth(args) => run_synth(args),
     };
     match result {
@@ -196,6 +394,139 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     })?;
     if let Some(rate) = generation.tokens_per_second {
         eprintln!("achieved tok/s: {rate:.6}");
+    }
+    Ok(())
+}
+
+fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let options = args.workload.options()?;
+    let names = strategies(&args.pools, &options)?;
+    let pool = thread_pool(args.workload.threads)?;
+    let threads = pool.current_num_threads();
+    let stdout = std::io::stdout();
+    if args.scenario == Scenario::Churn {
+        let model = args.workload.model("synth-260k")?;
+        let lengths = args.churn_lengths.clone();
+        let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths))?;
+        compare::print_churn(&rows, &lengths, &mut stdout.lock())?;
+        if let Some(path) = &args.json {
+            let json = report::churn_json(&model, threads, &options, &rows);
+            write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        }
+        return Ok(());
+    }
+    let workload = args.workload.workload(args.plant_allocation)?;
+    let progress = report::progress((args.repeat * names.len()) as u64);
+    let runs = pool.install(|| -> anyhow::Result<Vec<Vec<compare::Run>>> {
+        let mut runs: Vec<Vec<compare::Run>> = names
+            .iter()
+            .map(|_| Vec::with_capacity(args.repeat))
+            .collect();
+        for _ in 0..args.repeat {
+            for (name, out) in names.iter().zip(&mut runs) {
+                progress.set_message(name.clone());
+                out.push(compare::run_once(&workload, name, None)?);
+                progress.inc(1);
+            }
+        }
+        Ok(runs)
+    })?;
+    progress.finish_and_clear();
+    let reports = compare::report(&names, &runs)?;
+    let mut out = stdout.lock();
+    let c = workload.model.config();
+    writeln!(
+        out,
+        "{} ({} layers, dim {}, vocab {}): {} prompt tokens, {} decode steps, {} threads, {} repetitions, strategies interleaved",
+        workload.model.source().display(),
+        c.n_layers,
+        c.dim,
+        c.vocab_size,
+        workload.prompt.len(),
+        workload.steps,
+        threads,
+        args.repeat
+    )?;
+    compare::print_table(&reports, &mut out)?;
+    writeln!(
+        out,
+        "
+all {} strategies generated the same {} tokens",
+        names.len(),
+        workload.steps
+    )?;
+    if args.by_tag {
+        compare::print_tags(&runs[0][0].tags, &mut out)?;
+    }
+    if let Some(path) = &args.json {
+        let json =
+            report::compare_json(&workload, threads, args.repeat, &reports, &runs[0][0].tags);
+        write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    }
+    if let Some(dir) = &args.plot {
+        report::plots(dir, &reports)?;
+    }
+    Ok(())
+}
+
+fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
+    let workload = args.workload.workload(false)?;
+    strategies(std::slice::from_ref(&args.pool), &workload.options)?;
+    let pool = thread_pool(args.workload.threads)?;
+    let mut trace = None;
+    pool.install(|| compare::run_once(&workload, &args.pool, Some(&mut trace)))?;
+    let trace = trace.context("the run recorded no trace")?;
+    let [prefill, decode] = trace.phase_lower_bounds()?;
+    trace.write(&args.out)?;
+    eprintln!(
+        "wrote {} ({} events; lower bound: prefill {prefill} bytes, decode {decode} bytes)",
+        args.out.display(),
+        trace.events.len()
+    );
+    Ok(())
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let trace = Trace::read(&args.trace)?;
+    let mut options = PoolOptions::from_env()?;
+    if let Some(bytes) = args.max_retained_bytes {
+        options.max_retained_bytes = bytes;
+    }
+    if let Some(cap) = args.per_class_cap {
+        options.per_class_cap = cap;
+    }
+    let names = strategies(&args.pools, &options)?;
+    let lower_bound = trace.lower_bound()?;
+    let [prefill, decode] = trace.phase_lower_bounds()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: {} acquires; lower bound {lower_bound} bytes (prefill {prefill}, decode {decode})",
+        args.trace.display(),
+        trace.acquires()
+    )?;
+    writeln!(
+        out,
+        "{:<13} {:>14} {:>14} {:>7} {:>10} {:>9} {:>10}",
+        "strategy", "peak reserved", "lower bound", "ratio", "ns/op", "misses", "deviations"
+    )?;
+    for name in names {
+        let pool = Pool::with_strategy(&name, HostMemory, &options)?;
+        let report = trace.replay(&pool)?;
+        writeln!(
+            out,
+            "{:<13} {:>14} {:>14} {:>7.3} {:>10.1} {:>9} {:>10}",
+            name,
+            report.stats.peak_reserved_bytes,
+            report.lower_bound,
+            report.ratio().unwrap_or(0.0),
+            report.ns_per_op(),
+            report.stats.misses,
+            report.stats.deviations
+        )?;
     }
     Ok(())
 }

@@ -559,6 +559,7 @@ impl<M: Memory> Core<M> {
             trims: s.trims,
             backing_allocations: s.backing_allocations,
             backing_frees: s.backing_frees,
+            phase_exclusive_bytes: s.phase_exclusive_bytes,
         }
     }
 

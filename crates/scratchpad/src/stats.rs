@@ -34,6 +34,7 @@ impl Counters {
             peak_reserved_bytes: backing.peak_reserved(),
             backing_allocations: backing.allocations(),
             backing_frees: backing.frees(),
+            phase_exclusive_bytes: [0; 2],
         }
     }
 }
@@ -61,6 +62,10 @@ pub struct StrategyStats {
     pub backing_allocations: u64,
     /// Blocks returned to the backing memory.
     pub backing_frees: u64,
+    /// Of `reserved_bytes`, what only steps of each phase can use (indexed
+    /// by [`crate::Phase::index`]): `planned`'s per-phase slabs. Zero for
+    /// strategies whose memory serves any phase.
+    pub phase_exclusive_bytes: [usize; 2],
 }
 
 /// Statistics of a [`crate::Pool`]: the same fields for every strategy.
@@ -107,6 +112,9 @@ pub struct PoolStats {
     pub backing_allocations: u64,
     /// Blocks returned to the backing memory.
     pub backing_frees: u64,
+    /// Of `reserved_bytes`, what only steps of each phase can use (indexed
+    /// by [`Phase::index`]); see [`StrategyStats::phase_exclusive_bytes`].
+    pub phase_exclusive_bytes: [usize; 2],
 }
 
 impl PoolStats {
@@ -129,6 +137,15 @@ impl PoolStats {
     pub fn peak_over_lower_bound(&self) -> Option<f64> {
         (self.peak_live_bytes > 0)
             .then(|| self.peak_reserved_bytes as f64 / self.peak_live_bytes as f64)
+    }
+
+    /// The most bytes the pool held that steps of `phase` could use: peak
+    /// reserved less what only the other phase can use. Equal to
+    /// `peak_reserved_bytes` for every strategy but `planned`.
+    pub fn peak_reserved_for(&self, phase: Phase) -> usize {
+        let other = 1 - phase.index();
+        self.peak_reserved_bytes
+            .saturating_sub(self.phase_exclusive_bytes[other])
     }
 
     /// The lower bound of one phase: the most bytes live at once during its

@@ -1,5 +1,5 @@
 //! `planned`: a measuring step records one step's requests, offsets are
-//! planned greedy-by-size into one slab, and later steps of the same phase
+//! planned greedy-by-size into one slab per phase, and later steps of that phase
 //! are served at those offsets (oneDNN's user-managed scratchpad, ggml-alloc,
 //! TFLite's arena planner).
 
@@ -109,6 +109,20 @@ impl Plan {
     }
 }
 
+/// One phase's slab: its block and the `[start, end)` of every live lease in
+/// it.
+struct Slab<P> {
+    base: Option<P>,
+    bytes: usize,
+    live: Vec<(usize, usize)>,
+}
+
+impl<P: Copy> Slab<P> {
+    fn occupied(&self, start: usize, end: usize) -> bool {
+        self.live.iter().any(|&(s, e)| start < e && s < end)
+    }
+}
+
 /// Serves each step of a phase from a plan built by measuring the first step
 /// of that phase (or the next one after [`ScratchPool::remeasure`]). Run the
 /// measuring step at the largest size the run will reach: smaller requests
@@ -118,16 +132,14 @@ impl Plan {
 /// that is larger than planned, comes beyond the plan's end, or whose range
 /// is occupied (out-of-order calls) is served by a best-fit fallback and
 /// counted as a deviation, never aliased. Requests outside steps, or in a
-/// measuring step, use the fallback too. Both phases share one slab, sized
-/// for the larger plan, since steps of different phases never overlap.
+/// measuring step, use the fallback too. Each phase has its own slab, sized
+/// for its plan, so the memory a decode step can use is the decode plan and
+/// not the prefill's; the stats report each slab as exclusive to its phase.
 pub struct Planned<M: Memory> {
     backing: Backing<M>,
     counters: Counters,
     fallback: FreeList<M::Ptr>,
-    slab: Option<M::Ptr>,
-    slab_bytes: usize,
-    /// `[start, end)` of every live lease in the slab.
-    slab_live: Vec<(usize, usize)>,
+    slabs: [Slab<M::Ptr>; 2],
     plans: [Option<Plan>; 2],
     step: Option<Phase>,
     /// Requests served so far in the current step.
@@ -142,13 +154,16 @@ impl<M: Memory> Planned<M> {
     /// A planned pool over `memory`; its fallback retains at most
     /// `options.max_retained_bytes`.
     pub fn new(memory: M, options: &PoolOptions) -> Self {
+        let slab = || Slab {
+            base: None,
+            bytes: 0,
+            live: Vec::with_capacity(64),
+        };
         Planned {
             backing: Backing::with_limit(memory, options.reserve_limit),
             counters: Counters::default(),
             fallback: FreeList::new(options.max_retained_bytes),
-            slab: None,
-            slab_bytes: 0,
-            slab_live: Vec::with_capacity(64),
+            slabs: [slab(), slab()],
             plans: [None, None],
             step: None,
             step_index: 0,
@@ -164,58 +179,57 @@ impl<M: Memory> Planned<M> {
         self.plans[phase.index()].as_ref().map(|p| p.slab_bytes)
     }
 
-    /// Grows the slab to the larger plan, if no lease lives in it.
-    fn fit_slab(&mut self) {
-        let needed = self
-            .plans
-            .iter()
-            .flatten()
-            .map(|p| p.slab_bytes)
-            .max()
-            .unwrap_or(0);
-        if needed <= self.slab_bytes || !self.slab_live.is_empty() {
+    /// Fits `phase`'s slab to its plan, if no lease lives in it.
+    fn fit_slab(&mut self, phase: Phase) {
+        let needed = self.plans[phase.index()]
+            .as_ref()
+            .map_or(0, |p| p.slab_bytes);
+        let slab = &self.slabs[phase.index()];
+        if needed == slab.bytes || !slab.live.is_empty() {
             return;
         }
-        self.free_slab();
+        self.free_slab(phase);
+        if needed == 0 {
+            return;
+        }
         // On failure the slab stays empty and every planned request deviates
         // to the fallback, which reports the error if it cannot serve either.
         if let Ok(base) = self.backing.allocate(needed) {
-            self.slab = Some(base);
-            self.slab_bytes = needed;
+            let slab = &mut self.slabs[phase.index()];
+            slab.base = Some(base);
+            slab.bytes = needed;
         }
     }
 
-    fn free_slab(&mut self) {
-        debug_assert!(self.slab_live.is_empty());
-        if let Some(base) = self.slab.take() {
+    fn free_slab(&mut self, phase: Phase) {
+        let slab = &mut self.slabs[phase.index()];
+        debug_assert!(slab.live.is_empty());
+        if let Some(base) = slab.base.take() {
             // SAFETY: no lease lives in the slab.
-            unsafe { self.backing.free(base, self.slab_bytes) };
+            unsafe { self.backing.free(base, slab.bytes) };
         }
-        self.slab_bytes = 0;
-    }
-
-    fn occupied(&self, start: usize, end: usize) -> bool {
-        self.slab_live.iter().any(|&(s, e)| start < e && s < end)
+        slab.bytes = 0;
     }
 
     /// The slab range planned for the current request, if it is free.
     fn planned_range(&self, phase: Phase, index: usize, request: Request) -> Option<usize> {
         let placement = self.plans[phase.index()].as_ref()?.placements.get(index)?;
+        let slab = &self.slabs[phase.index()];
         let end = placement.offset + request.bytes;
         let fits = request.bytes <= placement.bytes
-            && end <= self.slab_bytes
+            && end <= slab.bytes
             && placement.offset % request.align as usize == 0
-            && self.slab.is_some()
-            && !self.occupied(placement.offset, end);
+            && slab.base.is_some()
+            && !slab.occupied(placement.offset, end);
         fits.then_some(placement.offset)
     }
 }
 
-// SAFETY: slab grants are `[offset, offset + bytes)` inside the slab, with
-// offsets multiples of 64 and the range checked free of every live slab lease
-// before it is granted; the slab is freed only when no lease lives in it.
-// Every other grant comes from the best-fit free list, which hands out whole
-// idle or fresh buffers (see `BestFit`).
+// SAFETY: slab grants are `[offset, offset + bytes)` inside their phase's
+// slab, with offsets multiples of 64 and the range checked free of every
+// live lease of that slab before it is granted; a slab is freed only when no
+// lease lives in it. Every other grant comes from the best-fit free list,
+// which hands out whole idle or fresh buffers (see `BestFit`).
 unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     fn name(&self) -> &'static str {
         "planned"
@@ -247,14 +261,16 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             }
             if self.plans[phase.index()].is_some() {
                 if let Some(offset) = self.planned_range(phase, index, request) {
-                    self.slab_live.push((offset, offset + request.bytes));
+                    let slab = &mut self.slabs[phase.index()];
+                    slab.live.push((offset, offset + request.bytes));
                     self.counters.hits += 1;
-                    let base = self.slab.expect("checked by planned_range");
+                    let base = slab.base.expect("checked by planned_range");
+                    let token = SLAB | phase.index() as u32;
                     *grant = Grant {
                         base,
                         offset,
                         capacity: request.bytes,
-                        token: SLAB,
+                        token,
                         fresh: false,
                     };
                     return Ok(());
@@ -268,12 +284,12 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         if grant.token & SLAB != 0 {
-            let idx = self
-                .slab_live
+            let live = &mut self.slabs[(grant.token & 1) as usize].live;
+            let idx = live
                 .iter()
                 .position(|&(start, _)| start == grant.offset)
                 .expect("a slab lease is recorded as live");
-            self.slab_live.swap_remove(idx);
+            live.swap_remove(idx);
             return;
         }
         if grant.token & MEASURED != 0 && self.measuring {
@@ -300,7 +316,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             self.records.clear();
             self.clock = 0;
         } else {
-            self.fit_slab();
+            self.fit_slab(phase);
         }
     }
 
@@ -314,7 +330,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             // The measuring step's buffers go back before the slab is taken,
             // so the peak after measurement is the slab alone.
             self.fallback.clear(&mut self.backing);
-            self.fit_slab();
+            self.fit_slab(phase);
         }
     }
 
@@ -325,8 +341,10 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     fn trim(&mut self) {
         self.counters.trims += 1;
         self.fallback.clear(&mut self.backing);
-        if self.slab_live.is_empty() {
-            self.free_slab();
+        for phase in Phase::ALL {
+            if self.slabs[phase.index()].live.is_empty() {
+                self.free_slab(phase);
+            }
         }
     }
 
@@ -335,19 +353,25 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        let slab_idle = if self.slab_live.is_empty() {
-            self.slab_bytes
-        } else {
-            0
-        };
-        self.counters
-            .report(&self.backing, self.fallback.retained_bytes() + slab_idle)
+        let idle: usize = self
+            .slabs
+            .iter()
+            .filter(|s| s.live.is_empty())
+            .map(|s| s.bytes)
+            .sum();
+        let mut stats = self
+            .counters
+            .report(&self.backing, self.fallback.retained_bytes() + idle);
+        stats.phase_exclusive_bytes = [self.slabs[0].bytes, self.slabs[1].bytes];
+        stats
     }
 }
 
 impl<M: Memory> Drop for Planned<M> {
     fn drop(&mut self) {
         self.fallback.clear(&mut self.backing);
-        self.free_slab();
+        for phase in Phase::ALL {
+            self.free_slab(phase);
+        }
     }
 }

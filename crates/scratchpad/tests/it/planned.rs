@@ -93,7 +93,7 @@ fn remeasuring_adopts_a_larger_step() {
 }
 
 #[test]
-fn each_phase_keeps_its_own_plan_in_one_slab() {
+fn each_phase_keeps_its_own_plan_and_slab() {
     let pool: Pool<HostMemory> = pool("planned", &PoolOptions::default());
     let prefill = |s: &Scope<'_, HostMemory>| {
         let a = s.acquire::<f32>(64 * 288, tag!("plan.pre.a")).unwrap();
@@ -102,21 +102,33 @@ fn each_phase_keeps_its_own_plan_in_one_slab() {
     };
     pool.step(Phase::Prefill, prefill);
     pool.step(Phase::Decode, |s| decode_step(s, 50, &mut Vec::new()));
-    let slab = pool.stats().reserved_bytes;
+    let stats = pool.stats();
+    let [prefill_slab, decode_slab] = stats.phase_exclusive_bytes;
     assert_eq!(
-        slab,
+        prefill_slab,
         (64 * 288 + 64 * 768) * 4,
-        "one slab, sized for the larger plan"
+        "the prefill slab is its lower bound"
+    );
+    assert_eq!(
+        stats.reserved_bytes,
+        prefill_slab + decode_slab,
+        "one slab per phase, nothing else"
     );
     let before = pool.stats();
+    pool.reset_peaks();
     for _ in 0..3 {
         pool.step(Phase::Prefill, prefill);
         pool.step(Phase::Decode, |s| decode_step(s, 50, &mut Vec::new()));
     }
-    let window = pool.stats().since(&before);
+    let after = pool.stats();
+    let window = after.since(&before);
     assert_eq!(
         (window.deviations, window.misses, window.backing_allocations),
         (0, 0, 0)
     );
-    assert_eq!(pool.stats().lower_bound(Phase::Prefill), slab);
+    assert_eq!(after.lower_bound(Phase::Prefill), prefill_slab);
+    // What each phase can use is its own slab: exactly its lower bound here.
+    assert_eq!(after.peak_reserved_for(Phase::Prefill), prefill_slab);
+    assert_eq!(after.peak_reserved_for(Phase::Decode), decode_slab);
+    assert!(decode_slab >= after.lower_bound(Phase::Decode));
 }

@@ -1,0 +1,501 @@
+//! `scratchpad compare`: the same workload under every strategy, strategies
+//! interleaved across repetitions, with heap allocations (counted by the
+//! binary's `CountingAlloc`), pool figures, page faults and timings per
+//! phase; and the shape-churn scenario.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use scratchpad::{
+    AllocCounts, CountingAlloc, HostMemory, Phase, Pool, PoolOptions, PoolStats, TagStats, Trace,
+};
+use scratchpad_model::{Backend, Checkpoint, CpuBackend, Transformer, argmax};
+use serde::Serialize;
+
+/// What one run of the workload is.
+pub struct Workload {
+    pub model: Arc<Checkpoint>,
+    pub prompt: Vec<u32>,
+    pub steps: usize,
+    pub options: PoolOptions,
+    /// Test hook: one heap allocation inside every counted decode step.
+    pub plant_allocation: bool,
+}
+
+/// One phase of one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseRun {
+    pub tokens: usize,
+    pub heap_allocations: u64,
+    pub heap_bytes: u64,
+    pub acquires: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub minor_faults: u64,
+    /// The most the pool held that this phase's steps could use.
+    pub peak_reserved_bytes: usize,
+    /// The pool's whole footprint at its peak during the phase (with what
+    /// only the other phase can use).
+    pub footprint_bytes: usize,
+    pub lower_bound_bytes: usize,
+    pub retained_bytes_at_end: usize,
+    pub evictions: u64,
+    pub deviations: u64,
+    pub seconds: f64,
+    /// Decode only: seconds per token, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latencies: Vec<f64>,
+}
+
+/// One run of the workload under one strategy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    pub prefill: PhaseRun,
+    pub decode: PhaseRun,
+    #[serde(skip)]
+    pub generated: Vec<u32>,
+    #[serde(skip)]
+    pub tags: Vec<TagStats>,
+}
+
+/// Minor page faults of this process so far (from `/proc/self/stat`; 0
+/// where that is not available). Reading it allocates: call it outside the
+/// counted window.
+pub fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which is in parentheses.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn phase_run(
+    tokens: usize,
+    stats: &PoolStats,
+    before: &PoolStats,
+    allocs: AllocCounts,
+    faults: u64,
+    phase: Phase,
+    elapsed: Duration,
+) -> PhaseRun {
+    let window = stats.since(before);
+    PhaseRun {
+        tokens,
+        heap_allocations: allocs.allocations,
+        heap_bytes: allocs.bytes,
+        acquires: window.acquires,
+        hits: window.hits,
+        misses: window.misses,
+        minor_faults: faults,
+        peak_reserved_bytes: stats.peak_reserved_for(phase),
+        footprint_bytes: stats.peak_reserved_bytes,
+        lower_bound_bytes: stats.lower_bound(phase),
+        retained_bytes_at_end: stats.retained_bytes,
+        evictions: window.evictions,
+        deviations: window.deviations,
+        seconds: elapsed.as_secs_f64(),
+        latencies: Vec::new(),
+    }
+}
+
+/// Runs the workload once under `strategy` in the current rayon pool: a
+/// fresh pool, `reserve`, then the counted prefill and decode windows. With
+/// `trace`, records the pool's events from before `reserve` on.
+pub fn run_once(
+    w: &Workload,
+    strategy: &str,
+    trace: Option<&mut Option<Trace>>,
+) -> anyhow::Result<Run> {
+    let pool = Pool::with_strategy(strategy, HostMemory, &w.options)?;
+    let recording = trace.is_some();
+    if recording {
+        pool.start_trace();
+    }
+    let mut t = Transformer::new(CpuBackend::new(w.model.clone(), pool));
+    let (n_prompt, steps) = (w.prompt.len(), w.steps);
+    t.reserve(n_prompt, n_prompt + steps - 1)?;
+    let scratch = |t: &Transformer<CpuBackend>| t.backend().scratch().stats();
+    let mut latencies = vec![0.0f64; steps];
+    let mut generated = vec![0u32; steps];
+
+    // Prefill: one block.
+    t.backend().scratch().reset_peaks();
+    let before = scratch(&t);
+    let faults0 = minor_faults();
+    let alloc0 = CountingAlloc::counts();
+    let start = Instant::now();
+    let mut token = argmax(t.prefill(&w.prompt, 0)?);
+    let elapsed = start.elapsed();
+    let allocs = CountingAlloc::counts().since(&alloc0);
+    let faults = minor_faults() - faults0;
+    let prefill = phase_run(
+        n_prompt,
+        &scratch(&t),
+        &before,
+        allocs,
+        faults,
+        Phase::Prefill,
+        elapsed,
+    );
+
+    // Decode: `steps` greedy tokens, not stopping at BOS.
+    t.backend().scratch().reset_peaks();
+    let before = scratch(&t);
+    let faults0 = minor_faults();
+    let alloc0 = CountingAlloc::counts();
+    let start = Instant::now();
+    for (i, (latency, out)) in latencies.iter_mut().zip(generated.iter_mut()).enumerate() {
+        let step_start = Instant::now();
+        token = argmax(t.forward(token, n_prompt + i)?);
+        if w.plant_allocation {
+            std::hint::black_box(Box::new(i));
+        }
+        *latency = step_start.elapsed().as_secs_f64();
+        *out = token;
+    }
+    let elapsed = start.elapsed();
+    let allocs = CountingAlloc::counts().since(&alloc0);
+    let faults = minor_faults() - faults0;
+    let mut decode = phase_run(
+        steps,
+        &scratch(&t),
+        &before,
+        allocs,
+        faults,
+        Phase::Decode,
+        elapsed,
+    );
+    decode.latencies = latencies;
+    let tags = t.backend().scratch().tag_stats();
+    if let Some(slot) = trace {
+        *slot = t.backend().scratch().take_trace();
+    }
+    Ok(Run {
+        prefill,
+        decode,
+        generated,
+        tags,
+    })
+}
+
+/// Figures of one strategy over its repetitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrategyReport {
+    pub strategy: String,
+    pub prefill: PhaseReport,
+    pub decode: PhaseReport,
+}
+
+/// One phase over the repetitions: counts per token from the last
+/// repetition (they are the same in every one once warm), timings over all.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    pub tokens: usize,
+    pub heap_allocations_per_token: f64,
+    pub heap_bytes_per_token: f64,
+    pub acquires_per_token: f64,
+    pub hit_rate: f64,
+    pub minor_faults_per_token: f64,
+    /// The most the pool held that this phase could use.
+    pub peak_reserved_bytes: usize,
+    /// The pool's whole footprint at its peak during the phase.
+    pub footprint_bytes: usize,
+    pub lower_bound_bytes: usize,
+    pub peak_over_lower_bound: f64,
+    pub retained_bytes_at_end: usize,
+    pub evictions: u64,
+    pub deviations: u64,
+    pub tokens_per_second_median: f64,
+    pub tokens_per_second_min: f64,
+    pub tokens_per_second_max: f64,
+    /// Decode: per-token latency percentiles; prefill: latency of the call.
+    pub latency_p50_seconds: f64,
+    pub latency_p99_seconds: f64,
+    /// Decode latency per token of the last repetition, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latencies_seconds: Vec<f64>,
+    pub repetitions: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn phase_report(runs: &[&PhaseRun], decode: bool) -> PhaseReport {
+    let last = runs.last().expect("at least one repetition");
+    let per = |v: u64| v as f64 / last.tokens.max(1) as f64;
+    let mut rates: Vec<f64> = runs
+        .iter()
+        .map(|r| r.tokens as f64 / r.seconds.max(1e-12))
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let mut latencies: Vec<f64> = if decode {
+        runs.iter()
+            .flat_map(|r| r.latencies.iter().copied())
+            .collect()
+    } else {
+        runs.iter().map(|r| r.seconds).collect()
+    };
+    latencies.sort_by(f64::total_cmp);
+    PhaseReport {
+        tokens: last.tokens,
+        heap_allocations_per_token: per(last.heap_allocations),
+        heap_bytes_per_token: per(last.heap_bytes),
+        acquires_per_token: per(last.acquires),
+        hit_rate: if last.acquires == 0 {
+            1.0
+        } else {
+            last.hits as f64 / last.acquires as f64
+        },
+        minor_faults_per_token: per(last.minor_faults),
+        peak_reserved_bytes: last.peak_reserved_bytes,
+        footprint_bytes: last.footprint_bytes,
+        lower_bound_bytes: last.lower_bound_bytes,
+        peak_over_lower_bound: last.peak_reserved_bytes as f64
+            / last.lower_bound_bytes.max(1) as f64,
+        retained_bytes_at_end: last.retained_bytes_at_end,
+        evictions: last.evictions,
+        deviations: last.deviations,
+        tokens_per_second_median: percentile(&rates, 0.5),
+        tokens_per_second_min: rates[0],
+        tokens_per_second_max: rates[rates.len() - 1],
+        latency_p50_seconds: percentile(&latencies, 0.5),
+        latency_p99_seconds: percentile(&latencies, 0.99),
+        latencies_seconds: if decode {
+            last.latencies.clone()
+        } else {
+            Vec::new()
+        },
+        repetitions: runs.len(),
+    }
+}
+
+/// The reports of each strategy from its runs, checking that every run
+/// produced the same tokens.
+pub fn report(strategies: &[String], runs: &[Vec<Run>]) -> anyhow::Result<Vec<StrategyReport>> {
+    let reference = &runs[0][0].generated;
+    for (name, strategy_runs) in strategies.iter().zip(runs) {
+        for (rep, run) in strategy_runs.iter().enumerate() {
+            if &run.generated != reference {
+                let at = run
+                    .generated
+                    .iter()
+                    .zip(reference)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
+                bail!(
+                    "strategy `{name}` (repetition {}) generated different tokens from `{}` (first difference at decode step {at}); a pool must never change results",
+                    rep + 1,
+                    strategies[0]
+                );
+            }
+        }
+    }
+    Ok(strategies
+        .iter()
+        .zip(runs)
+        .map(|(name, strategy_runs)| StrategyReport {
+            strategy: name.clone(),
+            prefill: phase_report(
+                &strategy_runs.iter().map(|r| &r.prefill).collect::<Vec<_>>(),
+                false,
+            ),
+            decode: phase_report(
+                &strategy_runs.iter().map(|r| &r.decode).collect::<Vec<_>>(),
+                true,
+            ),
+        })
+        .collect())
+}
+
+fn bytes(n: usize) -> String {
+    if n >= 10 << 20 {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    } else if n >= 10 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// The terminal table.
+pub fn print_table(
+    reports: &[StrategyReport],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    for (phase, pick) in [("prefill", 0), ("decode", 1)] {
+        let first = if pick == 0 {
+            &reports[0].prefill
+        } else {
+            &reports[0].decode
+        };
+        writeln!(
+            out,
+            "\n{phase} ({} tokens per run; per-token figures divided by it)",
+            first.tokens
+        )?;
+        writeln!(
+            out,
+            "{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>11} {:>11} {:>6} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
+            "strategy",
+            "allocs/t",
+            "bytes/t",
+            "acq/t",
+            "hit%",
+            "faults/t",
+            "peak",
+            "lower bnd",
+            "ratio",
+            "footprint",
+            "retained",
+            "evict",
+            "dev",
+            "tok/s median (min-max)",
+            if pick == 0 {
+                "prefill call"
+            } else {
+                "p50 / p99 ms"
+            }
+        )?;
+        for r in reports {
+            let p = if pick == 0 { &r.prefill } else { &r.decode };
+            let latency = if pick == 0 {
+                format!("{:.2} ms", p.latency_p50_seconds * 1e3)
+            } else {
+                format!(
+                    "{:.3} / {:.3}",
+                    p.latency_p50_seconds * 1e3,
+                    p.latency_p99_seconds * 1e3
+                )
+            };
+            writeln!(
+                out,
+                "{:<13} {:>9.2} {:>10.0} {:>8.1} {:>6.1} {:>8.2} {:>11} {:>11} {:>6.3} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
+                r.strategy,
+                p.heap_allocations_per_token,
+                p.heap_bytes_per_token,
+                p.acquires_per_token,
+                100.0 * p.hit_rate,
+                p.minor_faults_per_token,
+                bytes(p.peak_reserved_bytes),
+                bytes(p.lower_bound_bytes),
+                p.peak_over_lower_bound,
+                bytes(p.footprint_bytes),
+                bytes(p.retained_bytes_at_end),
+                p.evictions,
+                p.deviations,
+                format!(
+                    "{:.1} ({:.1}-{:.1})",
+                    p.tokens_per_second_median, p.tokens_per_second_min, p.tokens_per_second_max
+                ),
+                latency
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The per-tag table: acquires per run and peak live bytes per call site
+/// (the workload's, so the same under every strategy).
+pub fn print_tags(tags: &[TagStats], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "\nper call site (one run, reserve included)")?;
+    writeln!(out, "{:<24} {:>10} {:>14}", "tag", "acquires", "peak live")?;
+    let mut tags = tags.to_vec();
+    tags.sort_by(|a, b| b.peak_live_bytes.cmp(&a.peak_live_bytes));
+    for t in tags {
+        writeln!(
+            out,
+            "{:<24} {:>10} {:>14}",
+            t.name,
+            t.acquires,
+            bytes(t.peak_live_bytes)
+        )?;
+    }
+    Ok(())
+}
+
+/// Shape churn: prompts of varying lengths through one pool per strategy
+/// without a fresh reserve; reserved and retained bytes after each.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChurnRow {
+    pub strategy: String,
+    pub prompt_tokens: usize,
+    pub reserved_bytes: usize,
+    pub retained_bytes: usize,
+    pub peak_reserved_bytes: usize,
+}
+
+pub fn churn(
+    model: &Arc<Checkpoint>,
+    strategies: &[String],
+    options: &PoolOptions,
+    lengths: &[usize],
+) -> anyhow::Result<Vec<ChurnRow>> {
+    let seq_len = model.config().seq_len;
+    let vocab = model.config().vocab_size as u32;
+    let mut rows = Vec::new();
+    for name in strategies {
+        let pool = Pool::with_strategy(name, HostMemory, options)?;
+        let mut t = Transformer::new(CpuBackend::new(model.clone(), pool));
+        for &n in lengths {
+            if n > seq_len {
+                bail!("churn prompt of {n} tokens is beyond the model's context of {seq_len}");
+            }
+            let prompt: Vec<u32> = (0..n as u32)
+                .map(|i| 3 + (i * 7919) % (vocab - 3))
+                .collect();
+            t.prefill(&prompt, 0)
+                .with_context(|| format!("churn prefill of {n} tokens"))?;
+            t.reset();
+            let s = t.backend().scratch().stats();
+            rows.push(ChurnRow {
+                strategy: name.clone(),
+                prompt_tokens: n,
+                reserved_bytes: s.reserved_bytes,
+                retained_bytes: s.retained_bytes,
+                peak_reserved_bytes: s.peak_reserved_bytes,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+pub fn print_churn(
+    rows: &[ChurnRow],
+    lengths: &[usize],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\nshape churn: reserved / retained after each prompt, one pool per strategy, no reserve"
+    )?;
+    write!(out, "{:<13}", "strategy")?;
+    for n in lengths {
+        write!(out, " {:>21}", format!("{n} tokens"))?;
+    }
+    writeln!(out, " {:>11}", "peak")?;
+    for chunk in rows.chunks(lengths.len()) {
+        write!(out, "{:<13}", chunk[0].strategy)?;
+        for r in chunk {
+            write!(
+                out,
+                " {:>21}",
+                format!("{} / {}", bytes(r.reserved_bytes), bytes(r.retained_bytes))
+            )?;
+        }
+        writeln!(
+            out,
+            " {:>11}",
+            bytes(chunk.last().map_or(0, |r| r.peak_reserved_bytes))
+        )?;
+    }
+    Ok(())
+}
