@@ -409,7 +409,7 @@ pub fn print_tags(tags: &[TagStats], out: &mut dyn std::io::Write) -> std::io::R
     writeln!(out, "\nper call site (one run, reserve included)")?;
     writeln!(out, "{:<24} {:>10} {:>14}", "tag", "acquires", "peak live")?;
     let mut tags = tags.to_vec();
-    tags.sort_by(|a, b| b.peak_live_bytes.cmp(&a.peak_live_bytes));
+    tags.sort_by_key(|t| std::cmp::Reverse(t.peak_live_bytes));
     for t in tags {
         writeln!(
             out,
