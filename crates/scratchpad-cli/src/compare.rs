@@ -198,6 +198,7 @@ pub struct PhaseReport {
     pub heap_allocations_per_token: f64,
     pub heap_bytes_per_token: f64,
     pub acquires_per_token: f64,
+    pub misses_per_token: f64,
     pub hit_rate: f64,
     pub minor_faults_per_token: f64,
     /// The most the pool held that this phase could use.
@@ -250,6 +251,7 @@ fn phase_report(runs: &[&PhaseRun], decode: bool) -> PhaseReport {
         heap_allocations_per_token: per(last.heap_allocations),
         heap_bytes_per_token: per(last.heap_bytes),
         acquires_per_token: per(last.acquires),
+        misses_per_token: per(last.misses),
         hit_rate: if last.acquires == 0 {
             1.0
         } else {

@@ -1,0 +1,354 @@
+//! `scratchpad compare`, `trace` and `replay` end to end on `synth-260k`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn scratchpad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchpad"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("scratchpad-compare-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const WORKLOAD: [&str; 10] = [
+    "--synthetic",
+    "synth-260k",
+    "--prompt-tokens",
+    "24",
+    "--steps",
+    "12",
+    "--threads",
+    "2",
+    "--repeat",
+    "2",
+];
+
+fn compare_json(dir: &std::path::Path, extra: &[&str]) -> Value {
+    let json = dir.join("compare.json");
+    let mut args = vec!["compare"];
+    args.extend(WORKLOAD);
+    args.extend(["--json", json.to_str().unwrap()]);
+    args.extend(extra);
+    let out = scratchpad(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+#[test]
+fn compare_reports_every_strategy_and_field() {
+    let dir = temp_dir("fields");
+    let plots = dir.join("plots");
+    let out = scratchpad(
+        &[
+            &["compare"][..],
+            &WORKLOAD[..],
+            &["--by-tag", "--plot", plots.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("all 6 strategies generated the same 12 tokens"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("attn.scores"),
+        "the per-tag table: {stdout}"
+    );
+
+    let json = compare_json(&dir, &[]);
+    assert_eq!(json["settings"]["prompt_tokens"], 24);
+    assert_eq!(json["settings"]["steps"], 12);
+    assert!(
+        json["settings"]["cpu_features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "portable")
+    );
+    let strategies = json["strategies"].as_array().unwrap();
+    assert_eq!(strategies.len(), 6);
+    for s in strategies {
+        let name = s["strategy"].as_str().unwrap();
+        for phase in ["prefill", "decode"] {
+            let p = &s[phase];
+            for field in [
+                "heap_allocations_per_token",
+                "heap_bytes_per_token",
+                "acquires_per_token",
+                "misses_per_token",
+                "hit_rate",
+                "minor_faults_per_token",
+                "peak_reserved_bytes",
+                "footprint_bytes",
+                "lower_bound_bytes",
+                "peak_over_lower_bound",
+                "retained_bytes_at_end",
+                "evictions",
+                "deviations",
+                "tokens_per_second_median",
+                "tokens_per_second_min",
+                "tokens_per_second_max",
+                "latency_p50_seconds",
+                "latency_p99_seconds",
+            ] {
+                assert!(
+                    p[field].is_number(),
+                    "{name} {phase}: {field} missing in {p}"
+                );
+            }
+            let f = |k: &str| p[k].as_f64().unwrap();
+            assert!(
+                f("lower_bound_bytes") > 0.0 && f("peak_reserved_bytes") >= f("lower_bound_bytes"),
+                "{name} {phase}"
+            );
+            assert!(
+                f("tokens_per_second_min") > 0.0
+                    && f("tokens_per_second_min") <= f("tokens_per_second_max")
+            );
+            assert!(f("acquires_per_token") > 0.0 && (0.0..=1.0).contains(&f("hit_rate")));
+            if name == "noop" {
+                assert!(
+                    f("heap_allocations_per_token") >= f("misses_per_token")
+                        && f("misses_per_token") > 0.0,
+                    "{name} {phase}"
+                );
+            } else {
+                assert_eq!(
+                    f("heap_allocations_per_token"),
+                    0.0,
+                    "{name} {phase} allocates"
+                );
+            }
+            if name == "planned" {
+                assert!(
+                    f("peak_over_lower_bound") <= 1.05,
+                    "planned {phase}: {}",
+                    f("peak_over_lower_bound")
+                );
+            }
+        }
+        assert_eq!(
+            s["decode"]["latencies_seconds"].as_array().unwrap().len(),
+            12
+        );
+    }
+    assert!(!json["tags"].as_array().unwrap().is_empty());
+
+    for chart in [
+        "peak_vs_lower_bound",
+        "heap_allocations",
+        "tokens_per_second",
+        "decode_latency",
+    ] {
+        let svg = std::fs::read_to_string(plots.join(format!("{chart}.svg"))).unwrap();
+        let doc = roxmltree::Document::parse(&svg)
+            .unwrap_or_else(|e| panic!("{chart}.svg is not XML: {e}"));
+        let labels: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        let lines = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .count();
+        for name in [
+            "noop",
+            "size-classed",
+            "best-fit",
+            "arena",
+            "planned",
+            "workspace",
+        ] {
+            assert!(
+                labels.iter().any(|l| l.trim() == name),
+                "{chart}.svg has no series `{name}`"
+            );
+        }
+        assert!(lines >= 6, "{chart}.svg: {lines} lines for 6 series");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_planted_allocation_is_counted() {
+    let dir = temp_dir("planted");
+    let json = compare_json(&dir, &["--pools", "planned,arena", "--plant-allocation"]);
+    for s in json["strategies"].as_array().unwrap() {
+        assert!(
+            s["decode"]["heap_allocations_per_token"].as_f64().unwrap() >= 1.0,
+            "{}",
+            s["strategy"]
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trace_then_replay_gives_the_lower_bounds_of_compare() {
+    let dir = temp_dir("trace");
+    let trace_path = dir.join("run.trace.json");
+    let mut args = vec!["trace"];
+    args.extend(&WORKLOAD[..8]);
+    args.extend(["--out", trace_path.to_str().unwrap()]);
+    let out = scratchpad(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = scratchpad::Trace::read(&trace_path).unwrap();
+    let [prefill, decode] = trace.phase_lower_bounds().unwrap();
+    let json = compare_json(&dir, &[]);
+    let compared = &json["strategies"][0];
+    assert_eq!(
+        prefill as u64,
+        compared["prefill"]["lower_bound_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(
+        decode as u64,
+        compared["decode"]["lower_bound_bytes"].as_u64().unwrap()
+    );
+
+    let out = scratchpad(&["replay", trace_path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("prefill {prefill}, decode {decode}")),
+        "{stdout}"
+    );
+    for name in [
+        "noop",
+        "size-classed",
+        "best-fit",
+        "arena",
+        "planned",
+        "workspace",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "replay lists {name}: {stdout}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn churn_shows_growth_and_the_cap() {
+    let dir = temp_dir("churn");
+    let json = dir.join("churn.json");
+    let out = scratchpad(&[
+        "compare",
+        "--scenario",
+        "churn",
+        "--threads",
+        "1",
+        "--max-retained-bytes",
+        "262144",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("500 tokens"), "{stdout}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let rows = json["churn"].as_array().unwrap();
+    assert_eq!(rows.len(), 6 * 5);
+    for row in rows.iter().filter(|r| r["strategy"] == "best-fit") {
+        assert!(
+            row["retained_bytes"].as_u64().unwrap() <= 262_144,
+            "the cap holds: {row}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn fails_with(args: &[&str], expected: &str) {
+    let out = scratchpad(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected `{expected}` in: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+}
+
+#[test]
+fn bad_input_is_refused_clearly() {
+    let dir = temp_dir("bad");
+    fails_with(
+        &[
+            "compare",
+            "--synthetic",
+            "synth-260k",
+            "--pools",
+            "first-fit",
+        ],
+        "unknown pool strategy `first-fit`",
+    );
+    fails_with(
+        &[
+            "compare",
+            "--synthetic",
+            "synth-260k",
+            "--prompt-tokens",
+            "600",
+        ],
+        "beyond the model's context of 512",
+    );
+    fails_with(
+        &["compare", "--synthetic", "synth-260k", "--steps", "0"],
+        "--steps must be at least 1",
+    );
+    fails_with(
+        &["replay", dir.join("missing.json").to_str().unwrap()],
+        "missing.json",
+    );
+    let cases = [
+        (
+            "version.json",
+            r#"{"format":"scratchpad-trace","version":9,"events":[]}"#,
+            "version 9",
+        ),
+        (
+            "orphan.json",
+            r#"{"format":"scratchpad-trace","version":1,"events":[{"op":"release","id":3}]}"#,
+            "never acquired",
+        ),
+        ("garbage.json", "{not json", "invalid trace"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        fails_with(&["replay", path.to_str().unwrap()], expected);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
