@@ -83,35 +83,32 @@ pub fn churn_json(
 /// The four charts, one SVG each, one series per strategy.
 pub fn plots(dir: &Path, reports: &[StrategyReport]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let phases =
-        |f: &dyn Fn(&crate::compare::PhaseReport) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-            reports
-                .iter()
-                .map(|r| {
-                    (
-                        r.strategy.clone(),
-                        vec![(0.0, f(&r.prefill)), (1.0, f(&r.decode))],
-                    )
-                })
-                .collect()
-        };
-    chart(
+    let per_phase = |f: &dyn Fn(&crate::compare::PhaseReport) -> f64| -> Vec<(String, [f64; 2])> {
+        reports
+            .iter()
+            .map(|r| (r.strategy.clone(), [f(&r.prefill), f(&r.decode)]))
+            .collect()
+    };
+    bars(
         &dir.join("peak_vs_lower_bound.svg"),
-        "peak reserved / lower bound (prefill, decode)",
+        "peak reserved / lower bound (log scale; 1 is the bound)",
         "ratio",
-        &phases(&|p| p.peak_over_lower_bound),
+        &per_phase(&|p| p.peak_over_lower_bound),
+        true,
     )?;
-    chart(
+    bars(
         &dir.join("heap_allocations.svg"),
-        "heap allocations per token (prefill, decode)",
+        "heap allocations per token",
         "allocations / token",
-        &phases(&|p| p.heap_allocations_per_token),
+        &per_phase(&|p| p.heap_allocations_per_token),
+        false,
     )?;
-    chart(
+    bars(
         &dir.join("tokens_per_second.svg"),
-        "tokens per second, median (prefill, decode)",
+        "tokens per second (median)",
         "tok/s",
-        &phases(&|p| p.tokens_per_second_median),
+        &per_phase(&|p| p.tokens_per_second_median),
+        false,
     )?;
     let latencies: Vec<(String, Vec<(f64, f64)>)> = reports
         .iter()
@@ -126,7 +123,7 @@ pub fn plots(dir: &Path, reports: &[StrategyReport]) -> anyhow::Result<()> {
             (r.strategy.clone(), points)
         })
         .collect();
-    chart(
+    lines(
         &dir.join("decode_latency.svg"),
         "decode latency per token over the run",
         "ms",
@@ -134,13 +131,121 @@ pub fn plots(dir: &Path, reports: &[StrategyReport]) -> anyhow::Result<()> {
     )
 }
 
-fn chart(
+fn drawing_error(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> anyhow::Error + '_ {
+    move |e| anyhow::anyhow!("drawing {}: {e}", path.display())
+}
+
+/// Grouped bars: prefill and decode, one bar (and one series) per strategy.
+fn bars(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[(String, [f64; 2])],
+    log: bool,
+) -> anyhow::Result<()> {
+    let fail = drawing_error(path);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70);
+    let phase_label = |x: &f64| match x.round() as i64 {
+        0 => "prefill".to_owned(),
+        1 => "decode".to_owned(),
+        _ => String::new(),
+    };
+    let width = 0.8 / series.len().max(1) as f64;
+    let bar_x = |phase: usize, idx: usize| phase as f64 - 0.4 + idx as f64 * width;
+    if log {
+        let mut chart = builder
+            .build_cartesian_2d(-0.5f64..1.5, (0.5f64..y_max * 2.0).log_scale())
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_labels(2)
+            .x_label_formatter(&phase_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| fail(&e))?;
+        for (idx, (name, values)) in series.iter().enumerate() {
+            let color = Palette99::pick(idx).to_rgba();
+            let rects = (0..2).map(|phase| {
+                let x = bar_x(phase, idx);
+                Rectangle::new(
+                    [(x, 0.5), (x + width * 0.9, values[phase].max(0.5))],
+                    color.filled(),
+                )
+            });
+            chart
+                .draw_series(rects)
+                .map_err(|e| fail(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(6))
+                });
+        }
+        legend(&mut chart).map_err(|e| fail(&e))?;
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d(-0.5f64..1.5, 0.0f64..y_max * 1.1)
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_labels(2)
+            .x_label_formatter(&phase_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| fail(&e))?;
+        for (idx, (name, values)) in series.iter().enumerate() {
+            let color = Palette99::pick(idx).to_rgba();
+            let rects = (0..2).map(|phase| {
+                let x = bar_x(phase, idx);
+                Rectangle::new([(x, 0.0), (x + width * 0.9, values[phase])], color.filled())
+            });
+            chart
+                .draw_series(rects)
+                .map_err(|e| fail(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(6))
+                });
+        }
+        legend(&mut chart).map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+fn legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<(), DrawingAreaErrorKind<<SVGBackend<'a> as DrawingBackend>::ErrorType>>
+where
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+}
+
+/// One line per strategy.
+fn lines(
     path: &Path,
     title: &str,
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> anyhow::Result<()> {
-    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", path.display());
+    let fail = drawing_error(path);
     let points = series.iter().flat_map(|(_, p)| p.iter());
     let x_max = points.clone().map(|p| p.0).fold(1.0f64, f64::max);
     let y_max = points.map(|p| p.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
@@ -151,10 +256,11 @@ fn chart(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d(-0.1f64..x_max + 0.1, 0.0f64..y_max)
+        .build_cartesian_2d(0.0f64..x_max, 0.0f64..y_max)
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()
+        .x_desc("decode step")
         .y_desc(y_label)
         .draw()
         .map_err(|e| fail(&e))?;
@@ -171,12 +277,7 @@ fn chart(
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
+    legend(&mut chart).map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))?;
     Ok(())
 }
