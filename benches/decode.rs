@@ -2,6 +2,8 @@
 //! it) on one and two threads, beside the read-bandwidth ceiling measured in
 //! the same run: a decode token reads every weight once (60.8 MB for
 //! `synth-15m`), so the ceiling in tokens per second is bandwidth / bytes.
+//! The ceiling's buffer gets the page policy of the model's weights
+//! (transparent huge pages asked for).
 //!
 //! `cargo bench -p scratchpad-benches --bench decode`
 //!
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scratchpad::{HostMemory, Pool, PoolOptions};
-use scratchpad_benches::thread_pool;
+use scratchpad_benches::{floats, huge_page_floats, thread_pool};
 use scratchpad_cpu::{CEILING_BYTES, Isa, read_bandwidth};
 use scratchpad_model::{BOS, Checkpoint, CpuBackend, Transformer, synthetic};
 
@@ -71,14 +73,15 @@ fn interleaved_best_of(model: &Arc<Checkpoint>, rounds: usize) -> (f64, Duration
     let model = model.clone();
     thread_pool(1).install(move || {
         let isa = Isa::detect();
-        let buffer: Vec<f32> = (0..CEILING_BYTES / 4).map(|i| (i % 7) as f32).collect();
+        let map = huge_page_floats(CEILING_BYTES / 4, |i| (i % 7) as f32);
+        let buffer = floats(&map);
         let scratch = Pool::with_strategy("planned", HostMemory, &PoolOptions::default()).unwrap();
         let seq_len = model.config().seq_len;
         let mut t = Transformer::new(CpuBackend::new(model, scratch));
         t.reserve(1, seq_len - 1).unwrap();
         let (mut read_best, mut decode_best) = (0.0f64, Duration::MAX);
         for round in 0..rounds + 1 {
-            let read = read_bandwidth(&buffer, 1, isa).gb_per_s();
+            let read = read_bandwidth(buffer, 1, isa).gb_per_s();
             let start = Instant::now();
             black_box(t.forward(BOS, round % seq_len).unwrap());
             let decode = start.elapsed();
@@ -94,9 +97,9 @@ fn interleaved_best_of(model: &Arc<Checkpoint>, rounds: usize) -> (f64, Duration
 
 fn bench(c: &mut Criterion) {
     let isa = Isa::detect();
-    let buffer: Vec<f32> = (0..CEILING_BYTES / 4).map(|i| (i % 7) as f32).collect();
-    let ceiling = read_bandwidth(&buffer, 30, isa);
-    drop(buffer);
+    let map = huge_page_floats(CEILING_BYTES / 4, |i| (i % 7) as f32);
+    let ceiling = read_bandwidth(floats(&map), 30, isa);
+    drop(map);
     let synth = Arc::new(synthetic::checkpoint("synth-15m", synthetic::DEFAULT_SEED).unwrap());
     let bytes = synth.decode_weight_bytes();
     eprintln!(

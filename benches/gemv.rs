@@ -7,13 +7,14 @@
 //! `gemv/<isa>/<m>x<k>/<threads>t`; throughput in bytes of weights read.
 //! Printed first: the best-of-30 read pass, the ceiling every memory-bound
 //! figure is compared with, and the ratio that counts, from read passes and
-//! 32000×288 gemvs alternated for 100 rounds (best of each).
+//! 32000×288 gemvs alternated for 100 rounds (best of each), both buffers
+//! with transparent huge pages asked for, as the model's weights get.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use scratchpad_benches::{thread_pool, time_in_pool};
+use scratchpad_benches::{floats, huge_page_floats, thread_pool, time_in_pool};
 use scratchpad_cpu::{CEILING_BYTES, Gemv, Isa, gemv, read_bandwidth, sum};
 
 fn bench(c: &mut Criterion) {
@@ -29,13 +30,22 @@ fn bench(c: &mut Criterion) {
     // on one thread, best of each, so both see the same machine (this VM's
     // bandwidth drifts by a third between seconds).
     let (m, k) = (32000, 288);
-    let (w, x, mut y) = (vec![0.01f32; m * k], vec![0.1f32; k], vec![0.0f32; m]);
+    let (w_map, x, mut y) = (
+        huge_page_floats(m * k, |_| 0.01),
+        vec![0.1f32; k],
+        vec![0.0f32; m],
+    );
+    let (w, ceiling_map) = (
+        floats(&w_map),
+        huge_page_floats(CEILING_BYTES / 4, |i| (i % 7) as f32),
+    );
+    let ceiling_buffer = floats(&ceiling_map);
     let (mut read_best, mut gemv_best) = (0.0f64, Duration::MAX);
     time_in_pool(&thread_pool(1), 0, |ctx| {
         for round in 0..=100 {
-            let read = read_bandwidth(&buffer, 1, isa).gb_per_s();
+            let read = read_bandwidth(ceiling_buffer, 1, isa).gb_per_s();
             let start = std::time::Instant::now();
-            gemv(ctx, &Gemv { m, k, isa }, &w, &x, &mut y);
+            gemv(ctx, &Gemv { m, k, isa }, w, &x, &mut y);
             let elapsed = start.elapsed();
             if round > 0 {
                 read_best = read_best.max(read);
@@ -48,7 +58,7 @@ fn bench(c: &mut Criterion) {
         "interleaved, 1 thread, best of 100 each: read {read_best:.2} GB/s; gemv {m}x{k} ({isa}) {gemv_gbs:.2} GB/s = {:.0}% of it",
         100.0 * gemv_gbs / read_best
     );
-    drop((w, x, y));
+    drop((w_map, ceiling_map, x, y));
     let mut group = c.benchmark_group("read_bandwidth");
     group
         .warm_up_time(Duration::from_millis(500))

@@ -34,3 +34,22 @@ pub fn time_in_pool(
         start.elapsed()
     })
 }
+
+/// `len` floats from `fill` in an anonymous map advised to use transparent
+/// huge pages, the page policy the model's in-memory weights get, so that a
+/// ceiling measured over it is measured the way the weights are read.
+pub fn huge_page_floats(len: usize, fill: impl Fn(usize) -> f32) -> memmap2::MmapMut {
+    let mut map = memmap2::MmapMut::map_anon((len * 4).max(1)).expect("an anonymous map");
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::HugePage);
+    let floats: &mut [f32] = bytemuck::cast_slice_mut(&mut map[..len * 4]);
+    for (i, v) in floats.iter_mut().enumerate() {
+        *v = fill(i);
+    }
+    map
+}
+
+/// The floats of a map made by [`huge_page_floats`].
+pub fn floats(map: &memmap2::MmapMut) -> &[f32] {
+    bytemuck::cast_slice(&map[..map.len() / 4 * 4])
+}
