@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use scratchpad::{PoolOptions, TagStats};
 use scratchpad_cpu::Isa;
@@ -157,71 +159,64 @@ fn bars(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70);
+    if log {
+        let chart = builder
+            .build_cartesian_2d(-0.5f64..1.5, (0.5f64..y_max * 2.0).log_scale())
+            .map_err(|e| fail(&e))?;
+        draw_bars(chart, y_label, series, 0.5).map_err(|e| fail(&e))?;
+    } else {
+        let chart = builder
+            .build_cartesian_2d(-0.5f64..1.5, 0.0f64..y_max * 1.1)
+            .map_err(|e| fail(&e))?;
+        draw_bars(chart, y_label, series, 0.0).map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+type DrawResult<'a> =
+    Result<(), DrawingAreaErrorKind<<SVGBackend<'a> as DrawingBackend>::ErrorType>>;
+
+/// The bars of [`bars`] on a linear or a logarithmic y axis whose bottom is
+/// `floor`.
+fn draw_bars<'a, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    y_label: &str,
+    series: &[(String, [f64; 2])],
+    floor: f64,
+) -> DrawResult<'a>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     let phase_label = |x: &f64| match x.round() as i64 {
         0 => "prefill".to_owned(),
         1 => "decode".to_owned(),
         _ => String::new(),
     };
+    chart
+        .configure_mesh()
+        .x_labels(2)
+        .x_label_formatter(&phase_label)
+        .y_desc(y_label)
+        .draw()?;
     let width = 0.8 / series.len().max(1) as f64;
-    let bar_x = |phase: usize, idx: usize| phase as f64 - 0.4 + idx as f64 * width;
-    if log {
-        let mut chart = builder
-            .build_cartesian_2d(-0.5f64..1.5, (0.5f64..y_max * 2.0).log_scale())
-            .map_err(|e| fail(&e))?;
+    for (idx, (name, values)) in series.iter().enumerate() {
+        let color = Palette99::pick(idx).to_rgba();
+        let rects = (0..2).map(|phase| {
+            let x = phase as f64 - 0.4 + idx as f64 * width;
+            Rectangle::new(
+                [(x, floor), (x + width * 0.9, values[phase].max(floor))],
+                color.filled(),
+            )
+        });
         chart
-            .configure_mesh()
-            .x_labels(2)
-            .x_label_formatter(&phase_label)
-            .y_desc(y_label)
-            .draw()
-            .map_err(|e| fail(&e))?;
-        for (idx, (name, values)) in series.iter().enumerate() {
-            let color = Palette99::pick(idx).to_rgba();
-            let rects = (0..2).map(|phase| {
-                let x = bar_x(phase, idx);
-                Rectangle::new(
-                    [(x, 0.5), (x + width * 0.9, values[phase].max(0.5))],
-                    color.filled(),
-                )
+            .draw_series(rects)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(6))
             });
-            chart
-                .draw_series(rects)
-                .map_err(|e| fail(&e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(6))
-                });
-        }
-        legend(&mut chart).map_err(|e| fail(&e))?;
-    } else {
-        let mut chart = builder
-            .build_cartesian_2d(-0.5f64..1.5, 0.0f64..y_max * 1.1)
-            .map_err(|e| fail(&e))?;
-        chart
-            .configure_mesh()
-            .x_labels(2)
-            .x_label_formatter(&phase_label)
-            .y_desc(y_label)
-            .draw()
-            .map_err(|e| fail(&e))?;
-        for (idx, (name, values)) in series.iter().enumerate() {
-            let color = Palette99::pick(idx).to_rgba();
-            let rects = (0..2).map(|phase| {
-                let x = bar_x(phase, idx);
-                Rectangle::new([(x, 0.0), (x + width * 0.9, values[phase])], color.filled())
-            });
-            chart
-                .draw_series(rects)
-                .map_err(|e| fail(&e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(6))
-                });
-        }
-        legend(&mut chart).map_err(|e| fail(&e))?;
     }
-    root.present().map_err(|e| fail(&e))?;
-    Ok(())
+    legend(&mut chart)
 }
 
 fn legend<'a, X, Y>(

@@ -2,50 +2,11 @@
 //! non-zero exit (never a panic, never a half-written file) for every bad
 //! input a user can cause.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn scratchpad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchpad"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use support::{fails_with, scratchpad, shared, temp_dir};
 
-fn shared(rel: &str) -> Option<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel);
-    if path.exists() {
-        Some(path.to_string_lossy().into_owned())
-    } else {
-        // Straight to the stderr handle: the harness captures `eprintln!`.
-        let _ = writeln!(std::io::stderr(), "skipped: {} not found", path.display());
-        None
-    }
-}
-
-/// Runs with `args`, expecting failure with `expected` in the error line.
-fn fails_with(args: &[&str], expected: &str) {
-    let out = scratchpad(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(
-        stderr.contains(expected),
-        "{args:?}: expected `{expected}` in: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "{args:?} panicked: {stderr}"
-    );
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scratchpad-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::path::Path;
 
 #[test]
 fn generate_runs_with_no_files() {

@@ -1,23 +1,10 @@
 //! `scratchpad compare`, `trace` and `replay` end to end on `synth-260k`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod support;
+
+use support::{fails_with, scratchpad, temp_dir};
 
 use serde_json::Value;
-
-fn scratchpad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchpad"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("scratchpad-compare-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 const WORKLOAD: [&str; 10] = [
     "--synthetic",
@@ -171,14 +158,7 @@ fn compare_reports_every_strategy_and_field() {
             .descendants()
             .filter(|n| n.has_tag_name("polyline"))
             .count();
-        for name in [
-            "noop",
-            "size-classed",
-            "best-fit",
-            "arena",
-            "planned",
-            "workspace",
-        ] {
+        for name in scratchpad::STRATEGY_NAMES {
             assert!(
                 labels.iter().any(|l| l.trim() == name),
                 "{chart}.svg has no series `{name}`"
@@ -240,14 +220,7 @@ fn trace_then_replay_gives_the_lower_bounds_of_compare() {
         stdout.contains(&format!("prefill {prefill}, decode {decode}")),
         "{stdout}"
     );
-    for name in [
-        "noop",
-        "size-classed",
-        "best-fit",
-        "arena",
-        "planned",
-        "workspace",
-    ] {
+    for name in scratchpad::STRATEGY_NAMES {
         assert!(
             stdout.lines().any(|l| l.starts_with(name)),
             "replay lists {name}: {stdout}"
@@ -288,17 +261,6 @@ fn churn_shows_growth_and_the_cap() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn fails_with(args: &[&str], expected: &str) {
-    let out = scratchpad(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(
-        stderr.contains(expected),
-        "{args:?}: expected `{expected}` in: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
 }
 
 #[test]

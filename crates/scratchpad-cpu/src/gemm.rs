@@ -9,7 +9,7 @@ use scratchpad::{ExecutionContext, HostMemory, ScratchError, tag};
 
 use crate::Isa;
 use crate::microkernel::{self, MicroKernel};
-use crate::packing::{pack_a, pack_b};
+use crate::packing::pack_panels;
 
 /// Depth of a packed block (the `k` extent a micro-kernel streams).
 const KC: usize = 256;
@@ -164,7 +164,7 @@ fn driver<const MR: usize, const NR: usize>(
             let nc = nc_block.min(n - jc);
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
-                pack_b::<NR>(w, k, jc..jc + nc, pc, kc, &mut b_buf);
+                pack_panels::<NR>(w, k, jc..jc + nc, pc, kc, &mut b_buf);
                 let b = &b_buf[..];
                 let block = Block {
                     x,
@@ -235,7 +235,7 @@ impl Block<'_> {
         let rows = y_rows.len() / n;
         for ic in (0..rows).step_by(mc) {
             let mc_now = mc.min(rows - ic);
-            pack_a::<MR>(x, k, row0 + ic..row0 + ic + mc_now, pc, kc, a);
+            pack_panels::<MR>(x, k, row0 + ic..row0 + ic + mc_now, pc, kc, a);
             for jr in (0..nc).step_by(NR) {
                 let b_panel = &b[jr / NR * NR * kc..][..NR * kc];
                 for ir in (0..mc_now).step_by(MR) {

@@ -1,0 +1,52 @@
+//! Helpers the binary's test files share: running it, temporary folders,
+//! the shared test data, and expected failures.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs `scratchpad` with `args`.
+pub fn scratchpad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchpad"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A fresh temporary folder named for the test and the process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scratchpad-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `../shared/<rel>`, or `None` after saying the test is skipped.
+#[allow(dead_code)]
+pub fn shared(rel: &str) -> Option<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel);
+    if path.exists() {
+        Some(path.to_string_lossy().into_owned())
+    } else {
+        // Straight to the stderr handle: the harness captures `eprintln!`.
+        let _ = writeln!(std::io::stderr(), "skipped: {} not found", path.display());
+        None
+    }
+}
+
+/// Runs with `args`, expecting failure with `expected` in stderr and no
+/// panic.
+pub fn fails_with(args: &[&str], expected: &str) {
+    let out = scratchpad(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected `{expected}` in: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {stderr}"
+    );
+}
