@@ -71,6 +71,9 @@ struct WorkloadArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
     /// best-fit's (and planned's fallback's) retained-bytes cap [default: SCRATCHPAD_MAX_RETAINED_BYTES or 100 MiB].
     #[arg(long)]
     max_retained_bytes: Option<usize>,
@@ -158,6 +161,28 @@ fn strategies(pools: &[String], options: &PoolOptions) -> anyhow::Result<Vec<Str
         scratchpad::create_strategy(name, HostMemory, options)?;
     }
     Ok(names)
+}
+
+/// Where the model runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Device {
+    /// The host, with the SIMD kernels.
+    Cpu,
+    /// CUDA device 0.
+    Cuda,
+}
+
+/// Checks that the device can run the model.
+fn check_device(device: Device) -> anyhow::Result<()> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda => {
+            scratchpad_cuda::context(0)?;
+            bail!(
+                "the CUDA forward pass is not implemented yet: the device answers, but only the CPU backend runs the model"
+            )
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -282,6 +307,9 @@ struct GenerateArgs {
     /// Scratch pool strategy: noop, size-classed, best-fit, arena, planned, workspace.
     #[arg(long, default_value = "planned")]
     pool: String,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -330,6 +358,7 @@ fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
+    check_device(args.device)?;
     if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
         bail!(
             "--temperature must be a finite number >= 0, not {}",
@@ -399,6 +428,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    check_device(args.workload.device)?;
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
@@ -473,6 +503,7 @@ all {} strategies generated the same {} tokens",
 }
 
 fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
+    check_device(args.workload.device)?;
     let workload = args.workload.workload(false)?;
     strategies(std::slice::from_ref(&args.pool), &workload.options)?;
     let pool = thread_pool(args.workload.threads)?;

@@ -191,6 +191,16 @@ fn bad_inputs_give_clear_errors() {
         &["generate", "--synthetic", "synth-9"],
         "unknown synthetic model",
     );
+    // No GPU here: one clear error (with one, the message says the CUDA
+    // forward pass is not implemented yet).
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "--device", "cuda"],
+        "CUDA",
+    );
+    fails_with(
+        &["compare", "--synthetic", "synth-260k", "--device", "cuda"],
+        "CUDA",
+    );
     if let Some(tok32k) = shared("models/tokenizer.bin") {
         fails_with(
             &["generate", "--synthetic", "synth-260k", "-z", &tok32k],
