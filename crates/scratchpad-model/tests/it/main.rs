@@ -4,6 +4,7 @@
 
 mod checkpoint;
 mod reference;
+mod sampler;
 mod support;
 mod synthetic;
 mod tokenizer;
