@@ -34,5 +34,5 @@ pub use isa::{Isa, SIMD_ENV};
 pub use kv_cache::KvCache;
 pub use norm::{RMS_NORM_EPS, rms_norm};
 pub use residual::add_residual;
-pub use rope::{Rope, rope, rope_rotation, rope_scratch};
+pub use rope::{Rope, apply_rope, rope, rope_rotation, rope_scratch, rope_table};
 pub use softmax::softmax;

@@ -35,24 +35,43 @@ pub fn rope_rotation(pos: usize, pair: usize, head_dim: usize) -> Complex32 {
     Complex32::new(angle.cos() as f32, angle.sin() as f32)
 }
 
+/// Fills `table` (`n_tokens × head_dim / 2`, the [`rope_scratch`] length)
+/// with the rotations of positions `pos..pos + n_tokens`. The table depends
+/// only on the positions, so a forward step fills it once for all layers.
+///
+/// # Panics
+///
+/// When `table` is not `rope_scratch(params)` long.
+pub fn rope_table(params: &Rope, table: &mut [Complex32]) {
+    assert_eq!(
+        table.len(),
+        rope_scratch(params),
+        "rope_table: the table must hold n_tokens × head_dim / 2"
+    );
+    let half = params.head_dim / 2;
+    if half == 0 {
+        return;
+    }
+    for (t, row) in table.chunks_exact_mut(half).enumerate() {
+        for (pair, r) in row.iter_mut().enumerate() {
+            *r = rope_rotation(params.pos + t, pair, params.head_dim);
+        }
+    }
+}
+
 /// Rotates `q` (`n_tokens × n_heads × head_dim`) and `k` (`n_tokens ×
-/// n_kv_heads × head_dim`) in place.
+/// n_kv_heads × head_dim`) in place by a table from [`rope_table`].
 ///
 /// # Panics
 ///
 /// When the slices do not match the shape or `head_dim` is odd.
-pub fn rope(
-    ctx: &ExecutionContext<HostMemory>,
-    params: &Rope,
-    q: &mut [f32],
-    k: &mut [f32],
-) -> Result<(), ScratchError> {
+pub fn apply_rope(params: &Rope, table: &[Complex32], q: &mut [f32], k: &mut [f32]) {
     let Rope {
         n_heads,
         n_kv_heads,
         head_dim,
-        pos,
         n_tokens,
+        ..
     } = *params;
     assert!(head_dim % 2 == 0, "rope: head_dim must be even");
     assert_eq!(
@@ -65,31 +84,47 @@ pub fn rope(
         n_tokens * n_kv_heads * head_dim,
         "rope: k must hold n_tokens × n_kv_heads × head_dim"
     );
+    assert_eq!(
+        table.len(),
+        rope_scratch(params),
+        "rope: the table must hold n_tokens × head_dim / 2"
+    );
     let half = head_dim / 2;
     if n_tokens == 0 || half == 0 {
-        return Ok(());
+        return;
     }
+    for (t, rot) in table.chunks_exact(half).enumerate() {
+        let q_tok = &mut q[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
+        let k_tok = &mut k[t * n_kv_heads * head_dim..(t + 1) * n_kv_heads * head_dim];
+        for head in q_tok
+            .chunks_exact_mut(head_dim)
+            .chain(k_tok.chunks_exact_mut(head_dim))
+        {
+            for (pair, r) in head.chunks_exact_mut(2).zip(rot) {
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * r.re - b * r.im;
+                pair[1] = a * r.im + b * r.re;
+            }
+        }
+    }
+}
+
+/// Rotates `q` and `k` in place: [`rope_table`] into a `Complex32` lease,
+/// then [`apply_rope`].
+///
+/// # Panics
+///
+/// When the slices do not match the shape or `head_dim` is odd.
+pub fn rope(
+    ctx: &ExecutionContext<HostMemory>,
+    params: &Rope,
+    q: &mut [f32],
+    k: &mut [f32],
+) -> Result<(), ScratchError> {
     ctx.scratch.scope(|s| {
         let mut table = s.acquire::<Complex32>(rope_scratch(params), tag!("rope.table"))?;
-        for (t, row) in table.chunks_exact_mut(half).enumerate() {
-            for (pair, r) in row.iter_mut().enumerate() {
-                *r = rope_rotation(pos + t, pair, head_dim);
-            }
-        }
-        for (t, rot) in table.chunks_exact(half).enumerate() {
-            let q_tok = &mut q[t * n_heads * head_dim..(t + 1) * n_heads * head_dim];
-            let k_tok = &mut k[t * n_kv_heads * head_dim..(t + 1) * n_kv_heads * head_dim];
-            for head in q_tok
-                .chunks_exact_mut(head_dim)
-                .chain(k_tok.chunks_exact_mut(head_dim))
-            {
-                for (pair, r) in head.chunks_exact_mut(2).zip(rot) {
-                    let (a, b) = (pair[0], pair[1]);
-                    pair[0] = a * r.re - b * r.im;
-                    pair[1] = a * r.im + b * r.re;
-                }
-            }
-        }
+        rope_table(params, &mut table);
+        apply_rope(params, &table, q, k);
         Ok(())
     })
 }

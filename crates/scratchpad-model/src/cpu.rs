@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
+use num_complex::Complex32;
+
 use scratchpad::{ExecutionContext, HostMemory, Pool, ScratchError, tag};
 use scratchpad_cpu::{
-    Attention, Gemm, Gemv, Isa, KvCache, Rope, add_residual, attention, embed, gemm, gemv,
-    rms_norm, rope, swiglu,
+    Attention, Gemm, Gemv, Isa, KvCache, Rope, add_residual, apply_rope, attention, embed, gemm,
+    gemv, rms_norm, rope_scratch, rope_table, swiglu,
 };
 
 use crate::{Backend, Checkpoint, Config, ModelError};
@@ -111,6 +113,11 @@ impl Backend for CpuBackend {
             n_tokens: n,
         };
         ctx.scratch.scope(|s| -> Result<(), ModelError> {
+            // The rotations depend on the positions only: one table for all
+            // layers of the step.
+            let mut rotations =
+                s.acquire::<Complex32>(rope_scratch(&rotary), tag!("rope.table"))?;
+            rope_table(&rotary, &mut rotations);
             for l in 0..c.n_layers {
                 let w = model.layer(l);
                 s.scope(|s| -> Result<(), ScratchError> {
@@ -123,7 +130,7 @@ impl Backend for CpuBackend {
                     project(ctx, isa, &xb, w.wq, dim, &mut q)?;
                     project(ctx, isa, &xb, w.wk, dim, &mut k)?;
                     project(ctx, isa, &xb, w.wv, dim, &mut v)?;
-                    rope(ctx, &rotary, &mut q, &mut k)?;
+                    apply_rope(&rotary, &rotations, &mut q, &mut k);
                     cache.append(l, pos, &k, &v);
                     drop((k, v));
                     let mut att = s.acquire::<f32>(n * dim, tag!("layer.att"))?;
