@@ -31,7 +31,44 @@ pub enum CudaError {
         /// NVRTC's log.
         log: String,
     },
+    /// A cuBLAS or cuBLASLt library could not be loaded.
+    #[error(
+        "{library} is not installed or not on the library path; the CUDA backend's matrix products need it"
+    )]
+    NoBlas {
+        /// `libcublas` or `libcublasLt`.
+        library: &'static str,
+    },
     /// A driver call failed.
     #[error("CUDA driver error: {0}")]
     Driver(#[from] cudarc::driver::DriverError),
+    /// A cuBLAS call failed.
+    #[error("cuBLAS error in {call}: {status:?}")]
+    Blas {
+        /// The call that failed.
+        call: &'static str,
+        /// What cuBLAS answered.
+        status: cudarc::cublas::sys::cublasStatus_t,
+    },
+    /// A cuBLASLt call failed.
+    #[error("cuBLASLt error in {call}: {status:?}")]
+    BlasLt {
+        /// The call that failed.
+        call: &'static str,
+        /// What cuBLASLt answered.
+        status: cudarc::cublaslt::sys::cublasStatus_t,
+    },
+    /// A matrix product the backend cannot express (a dimension beyond
+    /// `i32`, or no cuBLASLt algorithm for the shape).
+    #[error("matrix product {m}×{k} by {k}×{n}: {reason}")]
+    Shape {
+        /// Rows of the output.
+        m: usize,
+        /// Columns of the output.
+        n: usize,
+        /// The shared dimension.
+        k: usize,
+        /// Why it cannot run.
+        reason: &'static str,
+    },
 }

@@ -1,16 +1,27 @@
-//! The CUDA backend of the scratchpad runtime (work in progress): device
-//! memory for the scratch pools ([`CudaMemory`], so every strategy runs on
-//! the GPU unchanged), the CUDA C kernels compiled at run time with NVRTC
-//! ([`compile_all`]), and the probe that reports a missing driver, device or
-//! NVRTC as an error. cudarc loads the libraries at run time, so the crate
-//! builds and its tests run (skipping what needs a GPU) everywhere.
+//! The CUDA backend of the scratchpad runtime: device memory for the
+//! scratch pools ([`CudaMemory`], so every strategy runs on the GPU
+//! unchanged), the CUDA C kernels compiled at run time with NVRTC
+//! ([`Kernels`]), matrix products through cuBLAS or cuBLASLt with their
+//! workspace leased from the pool ([`Blas`]), and the device itself
+//! ([`Gpu`]) with graph capture and replay ([`StepGraph`]). The model's
+//! `Backend` on top of these lives in `scratchpad-model`.
+//!
+//! cudarc loads every library at run time, so the crate builds and its
+//! tests run everywhere; a missing driver, device, NVRTC or cuBLAS is a
+//! [`CudaError`], never a panic.
 
+mod blas;
 mod error;
+mod gpu;
 mod kernels;
 mod memory;
 mod probe;
 
+pub use blas::{
+    Blas, DEFAULT_WORKSPACE_BYTES, Matmul, WORKSPACE_ALIGN, cublas_available, cublaslt_available,
+};
 pub use error::CudaError;
-pub use kernels::{SOURCES, compile_all};
-pub use memory::{CudaMemory, CudaPtr, DeviceSlice};
+pub use gpu::{Gpu, StepGraph};
+pub use kernels::{Heads, Kernels, RMS_NORM_EPS, SOURCES, compile_all};
+pub use memory::{CudaMemory, CudaPtr, DeviceBuffer, DeviceSlice};
 pub use probe::{context, driver_available, nvrtc_available};

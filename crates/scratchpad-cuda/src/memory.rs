@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use bytemuck::Pod;
 use cudarc::driver::{CudaStream, result};
-use scratchpad::{BLOCK_ALIGN, Memory, ScratchError};
+use scratchpad::{BLOCK_ALIGN, Lease, Memory, ScratchError};
+
+use crate::CudaError;
 
 /// Device memory of one context, used in the order of one stream.
 #[derive(Clone, Debug)]
@@ -20,8 +22,11 @@ pub struct CudaMemory {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CudaPtr(pub u64);
 
-/// A lease's view on the device: an address and a length, for kernel
-/// arguments. It borrows the lease, so it cannot outlive it.
+/// A view of device memory: an address and a length, for kernel arguments.
+/// It borrows the lease or [`DeviceBuffer`] it points into, so it cannot
+/// outlive it. Device memory is never dereferenced on the host, so views
+/// carry no Rust aliasing rules; which argument a kernel writes is in its
+/// signature (`&mut`).
 #[derive(Debug)]
 pub struct DeviceSlice<'a, T> {
     ptr: u64,
@@ -29,7 +34,46 @@ pub struct DeviceSlice<'a, T> {
     _lease: PhantomData<&'a mut [T]>,
 }
 
-impl<T> DeviceSlice<'_, T> {
+impl<'a, T> DeviceSlice<'a, T> {
+    /// The view of a lease on device memory, for kernel arguments.
+    pub fn of<'l>(lease: &'a Lease<'l, T, CudaMemory>) -> Self
+    where
+        T: Pod,
+    {
+        DeviceSlice {
+            ptr: lease.ptr().0,
+            len: lease.len(),
+            _lease: PhantomData,
+        }
+    }
+
+    /// `len` elements from `offset` on: a sub-range of this view.
+    ///
+    /// # Panics
+    ///
+    /// When the range is not inside the view.
+    pub fn range(&self, offset: usize, len: usize) -> DeviceSlice<'a, T> {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "DeviceSlice::range: {offset}+{len} is beyond a view of {}",
+            self.len
+        );
+        DeviceSlice {
+            ptr: self.ptr + (offset * size_of::<T>()) as u64,
+            len,
+            _lease: PhantomData,
+        }
+    }
+
+    /// The same range, re-borrowed.
+    pub fn reborrow(&self) -> DeviceSlice<'_, T> {
+        DeviceSlice {
+            ptr: self.ptr,
+            len: self.len,
+            _lease: PhantomData,
+        }
+    }
+
     /// The device address of the first element.
     pub fn device_ptr(&self) -> u64 {
         self.ptr
@@ -126,5 +170,156 @@ unsafe impl Memory for CudaMemory {
             len,
             _lease: PhantomData,
         }
+    }
+}
+
+/// Device memory owned outside the pools, for the whole run: weights, the
+/// KV cache, the residual stream, the logits. Uploads and downloads are
+/// ordered on the memory's stream; dropping waits for the stream.
+pub struct DeviceBuffer<T> {
+    ptr: u64,
+    len: usize,
+    stream: Arc<CudaStream>,
+    _elems: PhantomData<T>,
+}
+
+impl<T: Pod> DeviceBuffer<T> {
+    /// `len` zeroed elements on `memory`'s device.
+    pub fn zeros(memory: &CudaMemory, len: usize) -> Result<Self, CudaError> {
+        let stream = memory.stream().clone();
+        let bytes = len.checked_mul(size_of::<T>()).ok_or(CudaError::Shape {
+            m: len,
+            n: size_of::<T>(),
+            k: 1,
+            reason: "the buffer's size overflows usize",
+        })?;
+        let ptr = if bytes == 0 {
+            BLOCK_ALIGN as u64
+        } else {
+            stream.context().bind_to_thread()?;
+            // SAFETY: the context is bound to this thread; the size is non-zero.
+            let ptr = unsafe { result::malloc_sync(bytes) }?;
+            // SAFETY: a fresh allocation of `bytes` bytes, zeroed in stream
+            // order before any use of it.
+            unsafe { result::memset_d8_async(ptr, 0, bytes, stream.cu_stream()) }?;
+            ptr
+        };
+        Ok(DeviceBuffer {
+            ptr,
+            len,
+            stream,
+            _elems: PhantomData,
+        })
+    }
+
+    /// A copy of `data` on `memory`'s device.
+    pub fn from_host(memory: &CudaMemory, data: &[T]) -> Result<Self, CudaError> {
+        let mut buffer = Self::zeros(memory, data.len())?;
+        buffer.upload(0, data)?;
+        Ok(buffer)
+    }
+
+    /// Elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, offset: usize, len: usize, what: &str) {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "DeviceBuffer::{what}: {offset}+{len} is beyond a buffer of {}",
+            self.len
+        );
+    }
+
+    /// Copies `data` to elements `offset..`, in stream order. The copy
+    /// is staged before this returns, so `data` may change afterwards.
+    ///
+    /// # Panics
+    ///
+    /// When the range is not inside the buffer.
+    pub fn upload(&mut self, offset: usize, data: &[T]) -> Result<(), CudaError> {
+        self.check(offset, data.len(), "upload");
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.stream.context().bind_to_thread()?;
+        let dst = self.ptr + (offset * size_of::<T>()) as u64;
+        // SAFETY: the range lies in this live allocation (checked above);
+        // from pageable host memory the driver stages `data` before it
+        // returns, so the borrow may end afterwards.
+        unsafe { result::memcpy_htod_async(dst, data, self.stream.cu_stream()) }?;
+        Ok(())
+    }
+
+    /// Copies elements `offset..offset + out.len()` to `out`, after all
+    /// work queued on the stream, and waits for the copy.
+    ///
+    /// # Panics
+    ///
+    /// When the range is not inside the buffer.
+    pub fn download(&self, offset: usize, out: &mut [T]) -> Result<(), CudaError> {
+        self.check(offset, out.len(), "download");
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.stream.context().bind_to_thread()?;
+        let src = self.ptr + (offset * size_of::<T>()) as u64;
+        // SAFETY: the range lies in this live allocation (checked above);
+        // `out` is borrowed until the stream has finished the copy.
+        unsafe { result::memcpy_dtoh_async(out, src, self.stream.cu_stream()) }?;
+        self.stream.synchronize()?;
+        Ok(())
+    }
+
+    /// The whole buffer as a view.
+    pub fn view(&self) -> DeviceSlice<'_, T> {
+        self.slice(0, self.len)
+    }
+
+    /// The whole buffer as a view kernels may write.
+    pub fn view_mut(&mut self) -> DeviceSlice<'_, T> {
+        self.slice(0, self.len)
+    }
+
+    /// `len` elements from `offset` on.
+    ///
+    /// # Panics
+    ///
+    /// When the range is not inside the buffer.
+    pub fn slice(&self, offset: usize, len: usize) -> DeviceSlice<'_, T> {
+        self.check(offset, len, "slice");
+        DeviceSlice {
+            ptr: self.ptr + (offset * size_of::<T>()) as u64,
+            len,
+            _lease: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for DeviceBuffer<T> {
+    fn drop(&mut self) {
+        if self.len == 0 || size_of::<T>() == 0 {
+            return;
+        }
+        // Work queued on the stream may still use the buffer: wait for it.
+        let _ = self.stream.synchronize();
+        // SAFETY: `ptr` came from `malloc_sync` in `zeros` and is freed once,
+        // after the stream drained.
+        let _ = unsafe { result::free_sync(self.ptr) };
+    }
+}
+
+impl<T> std::fmt::Debug for DeviceBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceBuffer")
+            .field("ptr", &format_args!("{:#x}", self.ptr))
+            .field("len", &self.len)
+            .finish()
     }
 }
