@@ -147,6 +147,17 @@ impl Checkpoint {
         }
     }
 
+    /// Every float after the header, in file order: what a device backend
+    /// uploads once.
+    pub fn tensors(&self) -> &[f32] {
+        self.floats()
+    }
+
+    /// Where each tensor lies in [`Checkpoint::tensors`].
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// The token embedding table `(vocab_size, dim)`.
     pub fn token_embedding(&self) -> &[f32] {
         &self.floats()[self.layout.token_embedding.clone()]

@@ -115,4 +115,19 @@ pub enum ModelError {
     /// The scratch pool failed (out of memory, a request that never fits).
     #[error(transparent)]
     Scratch(#[from] ScratchError),
+    /// The CUDA backend failed or is missing something (driver, device,
+    /// NVRTC, cuBLAS).
+    #[error(transparent)]
+    Cuda(#[from] scratchpad_cuda::CudaError),
+    /// CUDA-graph replay was asked for on a strategy whose lease addresses
+    /// are not stable from one step to the next.
+    #[error(
+        "CUDA-graph replay needs a pool strategy whose addresses are stable after warm-up \
+         (planned, arena or workspace); `{strategy}` may hand a later step other addresses \
+         than the captured ones"
+    )]
+    GraphNeedsStableAddresses {
+        /// The strategy refused.
+        strategy: String,
+    },
 }

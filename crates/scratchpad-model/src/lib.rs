@@ -1,7 +1,7 @@
 //! The Llama model of the scratchpad runtime: llama2.c checkpoints
 //! ([`Checkpoint`], memory-mapped) and tokenizers ([`Tokenizer`]), the
 //! [`Sampler`], the forward pass ([`Transformer`]) over a small [`Backend`]
-//! trait with a CPU adapter ([`CpuBackend`]), `run.c`'s generation loop
+//! trait with a CPU adapter ([`CpuBackend`]) and a CUDA one ([`CudaBackend`]), `run.c`'s generation loop
 //! ([`generate`]), and the synthetic model ([`synthetic`]) that needs no
 //! files.
 
@@ -9,6 +9,7 @@ mod backend;
 mod checkpoint;
 mod config;
 mod cpu;
+mod cuda;
 mod error;
 mod generate;
 mod sampler;
@@ -20,6 +21,9 @@ pub use backend::Backend;
 pub use checkpoint::{Checkpoint, LayerWeights};
 pub use config::{Config, HEADER_BYTES, Layout};
 pub use cpu::CpuBackend;
+pub use cuda::{
+    CudaBackend, CudaCounters, CudaOptions, GRAPH_STRATEGIES, check_graph_strategy,
+};
 pub use error::ModelError;
 pub use generate::{Generation, generate};
 pub use sampler::{Sampler, argmax};
