@@ -250,8 +250,11 @@ impl CudaBackend {
                     let q = s.acquire::<f32>(n * dim, tag!("layer.q"))?;
                     let kk = s.acquire::<f32>(n * kv_dim, tag!("layer.k"))?;
                     let v = s.acquire::<f32>(n * kv_dim, tag!("layer.v"))?;
-                    let (mut q_v, mut k_v, mut v_v) =
-                        (DeviceSlice::of(&q), DeviceSlice::of(&kk), DeviceSlice::of(&v));
+                    let (mut q_v, mut k_v, mut v_v) = (
+                        DeviceSlice::of(&q),
+                        DeviceSlice::of(&kk),
+                        DeviceSlice::of(&v),
+                    );
                     blas.project(&xb_v, &tensor(&layout.wq, l), dim, &mut q_v, &ws)?;
                     blas.project(&xb_v, &tensor(&layout.wk, l), dim, &mut k_v, &ws)?;
                     blas.project(&xb_v, &tensor(&layout.wv, l), dim, &mut v_v, &ws)?;

@@ -21,9 +21,7 @@ pub use backend::Backend;
 pub use checkpoint::{Checkpoint, LayerWeights};
 pub use config::{Config, HEADER_BYTES, Layout};
 pub use cpu::CpuBackend;
-pub use cuda::{
-    CudaBackend, CudaCounters, CudaOptions, GRAPH_STRATEGIES, check_graph_strategy,
-};
+pub use cuda::{CudaBackend, CudaCounters, CudaOptions, GRAPH_STRATEGIES, check_graph_strategy};
 pub use error::ModelError;
 pub use generate::{Generation, generate};
 pub use sampler::{Sampler, argmax};

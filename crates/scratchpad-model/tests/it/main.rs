@@ -3,6 +3,7 @@
 //! `../shared` is absent), the synthetic model, and every bad input.
 
 mod checkpoint;
+mod cuda;
 mod reference;
 mod sampler;
 mod support;
