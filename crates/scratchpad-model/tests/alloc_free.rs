@@ -1,11 +1,18 @@
 //! Exactly zero heap allocations per decode token (forward and sampling)
 //! after `reserve`, under every strategy but `noop`, at one and two threads;
 //! counted by `CountingAlloc` in this binary alone (`harness = false`).
+//! On a CUDA device, the same count for the GPU decode step (eager, and
+//! graph-replayed on the strategies that allow capture); skipped, saying
+//! why, without one.
 
 use std::sync::Arc;
 
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES};
-use scratchpad_model::{CpuBackend, Sampler, Transformer, synthetic};
+use scratchpad_cuda::Gpu;
+use scratchpad_model::{
+    Checkpoint, CpuBackend, CudaBackend, CudaOptions, GRAPH_STRATEGIES, Sampler, Transformer,
+    synthetic,
+};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -54,9 +61,60 @@ fn main() {
             }
         }
     }
+    let (p, f) = cuda(&model, &prompt);
+    passed += p;
+    failed += f;
     assert!(CountingAlloc::is_installed());
     println!("alloc_free: {passed} passed, {failed} failed");
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// Host heap allocations per GPU decode token (forward, logits download and
+/// greedy sampling) after `reserve`: `(passed, failed)`.
+fn cuda(model: &Checkpoint, prompt: &[u32]) -> (u32, u32) {
+    let gpu = match Gpu::new(0) {
+        Ok(gpu) => Arc::new(gpu),
+        Err(e) => {
+            eprintln!("skipped: the GPU decode step's host allocations: {e}");
+            return (0, 0);
+        }
+    };
+    let vocab = model.config().vocab_size;
+    let (mut passed, mut failed) = (0, 0);
+    for name in STRATEGY_NAMES {
+        for graph in [false, true] {
+            if graph && !GRAPH_STRATEGIES.contains(&name) {
+                continue;
+            }
+            let scratch =
+                Pool::with_strategy(name, gpu.memory().clone(), &PoolOptions::default()).unwrap();
+            let options = CudaOptions {
+                graph,
+                ..CudaOptions::default()
+            };
+            let mut t =
+                Transformer::new(CudaBackend::new(gpu.clone(), model, scratch, options).unwrap());
+            let mut sampler = Sampler::new(vocab, 0.0, 0.9, 7);
+            t.reserve(PROMPT, PROMPT + STEPS - 1).unwrap();
+            let mut token = sampler.sample(t.prefill(prompt, 0).unwrap());
+            let before = CountingAlloc::counts();
+            for pos in PROMPT..PROMPT + STEPS {
+                token = sampler.sample(t.forward(token, pos).unwrap());
+            }
+            let counted = CountingAlloc::counts().since(&before);
+            // `noop` allocates device memory per lease, not host memory:
+            // report it, expect nothing of it.
+            let ok = name == "noop" || counted.allocations == 0;
+            println!(
+                "cuda {name:<13} graph={graph}: {:.2} heap allocations, {} bytes per decode token ... {}",
+                counted.allocations as f64 / STEPS as f64,
+                counted.bytes / STEPS as u64,
+                if ok { "ok" } else { "FAILED" }
+            );
+            if ok { passed += 1 } else { failed += 1 }
+        }
+    }
+    (passed, failed)
 }
