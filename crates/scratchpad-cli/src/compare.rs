@@ -10,8 +10,44 @@ use anyhow::{Context, bail};
 use scratchpad::{
     AllocCounts, CountingAlloc, HostMemory, Phase, Pool, PoolOptions, PoolStats, TagStats, Trace,
 };
-use scratchpad_model::{Backend, Checkpoint, CpuBackend, Transformer, argmax};
+use scratchpad_cuda::Gpu;
+use scratchpad_model::{
+    Backend, Checkpoint, CpuBackend, CudaBackend, CudaOptions, Transformer, argmax,
+};
 use serde::Serialize;
+
+/// Where the workload runs: the host, or a CUDA device with the backend's
+/// options.
+pub enum Engine {
+    /// The CPU backend in the current rayon pool.
+    Cpu,
+    /// The CUDA backend; every pool draws from the device's memory.
+    Cuda { gpu: Arc<Gpu>, options: CudaOptions },
+}
+
+impl Engine {
+    /// One line for the report's header.
+    pub fn describe(&self, threads: usize) -> String {
+        match self {
+            Engine::Cpu => format!("cpu, {threads} threads"),
+            Engine::Cuda { gpu, options } => format!(
+                "cuda ({}), {}{}, {}",
+                gpu.name(),
+                options.matmul,
+                if options.tf32 {
+                    " with TF32"
+                } else {
+                    ", TF32 off"
+                },
+                if options.graph {
+                    "decode step replayed from a CUDA graph"
+                } else {
+                    "eager launches"
+                }
+            ),
+        }
+    }
+}
 
 /// What one run of the workload is.
 pub struct Workload {
@@ -33,6 +69,9 @@ pub struct PhaseRun {
     pub hits: u64,
     pub misses: u64,
     pub minor_faults: u64,
+    /// Allocations the pool made from its memory (device allocations on
+    /// CUDA, heap blocks on the host).
+    pub memory_allocations: u64,
     /// The most the pool held that this phase's steps could use.
     pub peak_reserved_bytes: usize,
     /// The pool's whole footprint at its peak during the phase (with what
@@ -91,6 +130,7 @@ fn phase_run(
         hits: window.hits,
         misses: window.misses,
         minor_faults: faults,
+        memory_allocations: window.backing_allocations,
         peak_reserved_bytes: stats.peak_reserved_for(phase),
         footprint_bytes: stats.peak_reserved_bytes,
         lower_bound_bytes: stats.lower_bound(phase),
@@ -108,17 +148,41 @@ fn phase_run(
 pub fn run_once(
     w: &Workload,
     strategy: &str,
+    engine: &Engine,
     trace: Option<&mut Option<Trace>>,
 ) -> anyhow::Result<Run> {
-    let pool = Pool::with_strategy(strategy, HostMemory, &w.options)?;
     let recording = trace.is_some();
-    if recording {
-        pool.start_trace();
+    match engine {
+        Engine::Cpu => {
+            let pool = Pool::with_strategy(strategy, HostMemory, &w.options)?;
+            if recording {
+                pool.start_trace();
+            }
+            run_with(
+                w,
+                Transformer::new(CpuBackend::new(w.model.clone(), pool)),
+                trace,
+            )
+        }
+        Engine::Cuda { gpu, options } => {
+            let pool = Pool::with_strategy(strategy, gpu.memory().clone(), &w.options)?;
+            if recording {
+                pool.start_trace();
+            }
+            let backend = CudaBackend::new(gpu.clone(), &w.model, pool, *options)?;
+            run_with(w, Transformer::new(backend), trace)
+        }
     }
-    let mut t = Transformer::new(CpuBackend::new(w.model.clone(), pool));
+}
+
+fn run_with<B: Backend>(
+    w: &Workload,
+    mut t: Transformer<B>,
+    trace: Option<&mut Option<Trace>>,
+) -> anyhow::Result<Run> {
     let (n_prompt, steps) = (w.prompt.len(), w.steps);
     t.reserve(n_prompt, n_prompt + steps - 1)?;
-    let scratch = |t: &Transformer<CpuBackend>| t.backend().scratch().stats();
+    let scratch = |t: &Transformer<B>| t.backend().scratch().stats();
     let mut latencies = vec![0.0f64; steps];
     let mut generated = vec![0u32; steps];
 
@@ -201,6 +265,9 @@ pub struct PhaseReport {
     pub misses_per_token: f64,
     pub hit_rate: f64,
     pub minor_faults_per_token: f64,
+    /// The pool's allocations from its memory per token (device
+    /// allocations on CUDA).
+    pub memory_allocations_per_token: f64,
     /// The most the pool held that this phase could use.
     pub peak_reserved_bytes: usize,
     /// The pool's whole footprint at its peak during the phase.
@@ -258,6 +325,7 @@ fn phase_report(runs: &[&PhaseRun], decode: bool) -> PhaseReport {
             last.hits as f64 / last.acquires as f64
         },
         minor_faults_per_token: per(last.minor_faults),
+        memory_allocations_per_token: per(last.memory_allocations),
         peak_reserved_bytes: last.peak_reserved_bytes,
         footprint_bytes: last.footprint_bytes,
         lower_bound_bytes: last.lower_bound_bytes,
@@ -346,13 +414,14 @@ pub fn print_table(
         )?;
         writeln!(
             out,
-            "{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>11} {:>11} {:>6} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
+            "{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>7} {:>11} {:>11} {:>6} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
             "strategy",
             "allocs/t",
             "bytes/t",
             "acq/t",
             "hit%",
             "faults/t",
+            "mem/t",
             "peak",
             "lower bnd",
             "ratio",
@@ -380,13 +449,14 @@ pub fn print_table(
             };
             writeln!(
                 out,
-                "{:<13} {:>9.2} {:>10.0} {:>8.1} {:>6.1} {:>8.2} {:>11} {:>11} {:>6.3} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
+                "{:<13} {:>9.2} {:>10.0} {:>8.1} {:>6.1} {:>8.2} {:>7.2} {:>11} {:>11} {:>6.3} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
                 r.strategy,
                 p.heap_allocations_per_token,
                 p.heap_bytes_per_token,
                 p.acquires_per_token,
                 100.0 * p.hit_rate,
                 p.minor_faults_per_token,
+                p.memory_allocations_per_token,
                 bytes(p.peak_reserved_bytes),
                 bytes(p.lower_bound_bytes),
                 p.peak_over_lower_bound,
@@ -440,34 +510,54 @@ pub fn churn(
     strategies: &[String],
     options: &PoolOptions,
     lengths: &[usize],
+    engine: &Engine,
 ) -> anyhow::Result<Vec<ChurnRow>> {
-    let seq_len = model.config().seq_len;
-    let vocab = model.config().vocab_size as u32;
     let mut rows = Vec::new();
     for name in strategies {
-        let pool = Pool::with_strategy(name, HostMemory, options)?;
-        let mut t = Transformer::new(CpuBackend::new(model.clone(), pool));
-        for &n in lengths {
-            if n > seq_len {
-                bail!("churn prompt of {n} tokens is beyond the model's context of {seq_len}");
+        match engine {
+            Engine::Cpu => {
+                let pool = Pool::with_strategy(name, HostMemory, options)?;
+                let t = Transformer::new(CpuBackend::new(model.clone(), pool));
+                churn_one(t, name, lengths, &mut rows)?;
             }
-            let prompt: Vec<u32> = (0..n as u32)
-                .map(|i| 3 + (i * 7919) % (vocab - 3))
-                .collect();
-            t.prefill(&prompt, 0)
-                .with_context(|| format!("churn prefill of {n} tokens"))?;
-            t.reset();
-            let s = t.backend().scratch().stats();
-            rows.push(ChurnRow {
-                strategy: name.clone(),
-                prompt_tokens: n,
-                reserved_bytes: s.reserved_bytes,
-                retained_bytes: s.retained_bytes,
-                peak_reserved_bytes: s.peak_reserved_bytes,
-            });
+            Engine::Cuda { gpu, options: cuda } => {
+                let pool = Pool::with_strategy(name, gpu.memory().clone(), options)?;
+                let t = Transformer::new(CudaBackend::new(gpu.clone(), model, pool, *cuda)?);
+                churn_one(t, name, lengths, &mut rows)?;
+            }
         }
     }
     Ok(rows)
+}
+
+fn churn_one<B: Backend>(
+    mut t: Transformer<B>,
+    name: &str,
+    lengths: &[usize],
+    rows: &mut Vec<ChurnRow>,
+) -> anyhow::Result<()> {
+    let seq_len = t.config().seq_len;
+    let vocab = t.config().vocab_size as u32;
+    for &n in lengths {
+        if n > seq_len {
+            bail!("churn prompt of {n} tokens is beyond the model's context of {seq_len}");
+        }
+        let prompt: Vec<u32> = (0..n as u32)
+            .map(|i| 3 + (i * 7919) % (vocab - 3))
+            .collect();
+        t.prefill(&prompt, 0)
+            .with_context(|| format!("churn prefill of {n} tokens"))?;
+        t.reset();
+        let s = t.backend().scratch().stats();
+        rows.push(ChurnRow {
+            strategy: name.to_string(),
+            prompt_tokens: n,
+            reserved_bytes: s.reserved_bytes,
+            retained_bytes: s.retained_bytes,
+            peak_reserved_bytes: s.peak_reserved_bytes,
+        });
+    }
+    Ok(())
 }
 
 pub fn print_churn(

@@ -15,8 +15,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
+use scratchpad_cuda::{Gpu, Matmul};
 use scratchpad_model::{
-    BOS, Checkpoint, CpuBackend, Sampler, Tokenizer, Transformer, generate, synthetic,
+    BOS, Backend, Checkpoint, CpuBackend, CudaBackend, CudaOptions, GRAPH_STRATEGIES, Sampler,
+    Tokenizer, Transformer, check_graph_strategy, generate, synthetic,
 };
 
 /// Every heap allocation of the process is counted: `compare` reports them.
@@ -71,9 +73,8 @@ struct WorkloadArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: Device,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// best-fit's (and planned's fallback's) retained-bytes cap [default: SCRATCHPAD_MAX_RETAINED_BYTES or 100 MiB].
     #[arg(long)]
     max_retained_bytes: Option<usize>,
@@ -172,15 +173,56 @@ enum Device {
     Cuda,
 }
 
-/// Checks that the device can run the model.
-fn check_device(device: Device) -> anyhow::Result<()> {
-    match device {
-        Device::Cpu => Ok(()),
-        Device::Cuda => {
-            scratchpad_cuda::context(0)?;
-            bail!(
-                "the CUDA forward pass is not implemented yet: the device answers, but only the CPU backend runs the model"
-            )
+#[derive(Args)]
+struct DeviceArgs {
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
+    /// CUDA: the library of the matrix products, cublas or cublaslt [default: cublas].
+    #[arg(long)]
+    matmul: Option<Matmul>,
+    /// CUDA: capture the decode step once and replay it (needs a planned, arena or workspace pool).
+    #[arg(long)]
+    cuda_graph: bool,
+    /// CUDA: let the matmul library use TF32 tensor cores (off: full f32 products).
+    #[arg(long)]
+    tf32: bool,
+}
+
+impl DeviceArgs {
+    /// Where the workload runs, every argument checked before the device
+    /// is opened: the CUDA options need `--device cuda`, and graph replay
+    /// needs `strategies` whose addresses are stable.
+    fn engine(&self, strategies: &[String]) -> anyhow::Result<compare::Engine> {
+        match self.device {
+            Device::Cpu => {
+                if self.cuda_graph || self.tf32 || self.matmul.is_some() {
+                    bail!("--cuda-graph, --matmul and --tf32 apply to --device cuda only");
+                }
+                Ok(compare::Engine::Cpu)
+            }
+            Device::Cuda => {
+                if self.cuda_graph {
+                    for name in strategies {
+                        check_graph_strategy(name).with_context(|| {
+                            format!(
+                                "--cuda-graph cannot run the `{name}` pool (choose one of {})",
+                                GRAPH_STRATEGIES.join(", ")
+                            )
+                        })?;
+                    }
+                }
+                let gpu = Arc::new(Gpu::new(0)?);
+                Ok(compare::Engine::Cuda {
+                    gpu,
+                    options: CudaOptions {
+                        matmul: self.matmul.unwrap_or_default(),
+                        tf32: self.tf32,
+                        graph: self.cuda_graph,
+                        ..CudaOptions::default()
+                    },
+                })
+            }
         }
     }
 }
@@ -307,9 +349,8 @@ struct GenerateArgs {
     /// Scratch pool strategy: noop, size-classed, best-fit, arena, planned, workspace.
     #[arg(long, default_value = "planned")]
     pool: String,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: Device,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -358,7 +399,6 @@ fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
-    check_device(args.device)?;
     if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
         bail!(
             "--temperature must be a finite number >= 0, not {}",
@@ -369,7 +409,8 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         bail!("--top-p must lie in [0, 1], not {}", args.top_p);
     }
     let options = PoolOptions::from_env()?;
-    let scratch = Pool::with_strategy(&args.pool, HostMemory, &options)?;
+    strategies(std::slice::from_ref(&args.pool), &options)?;
+    let engine = args.device.engine(std::slice::from_ref(&args.pool))?;
     let model = Arc::new(args.model.load()?);
     let config = *model.config();
     let tokenizer = args
@@ -404,22 +445,27 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let mut sampler = Sampler::new(config.vocab_size, args.temperature, args.top_p, seed);
     let pool = thread_pool(args.threads)?;
     let generation = pool.install(move || -> anyhow::Result<_> {
-        let mut transformer = Transformer::new(CpuBackend::new(model, scratch));
-        if steps > 0 {
-            transformer.reserve(prompt.len().min(steps), steps - 1)?;
-        }
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let generation = generate(
-            &mut transformer,
-            tokenizer.as_ref(),
-            &mut sampler,
-            &prompt,
+        let run = Run {
+            tokenizer: tokenizer.as_ref(),
+            sampler: &mut sampler,
+            prompt: &prompt,
             steps,
-            &mut out,
-        )?;
-        out.flush().context("writing to stdout")?;
-        Ok(generation)
+        };
+        match engine {
+            compare::Engine::Cpu => {
+                let scratch = Pool::with_strategy(&args.pool, HostMemory, &options)?;
+                run.on(Transformer::new(CpuBackend::new(model, scratch)))
+            }
+            compare::Engine::Cuda { gpu, options: cuda } => {
+                let scratch = Pool::with_strategy(&args.pool, gpu.memory().clone(), &options)?;
+                run.on(Transformer::new(CudaBackend::new(
+                    gpu.clone(),
+                    &model,
+                    scratch,
+                    cuda,
+                )?))
+            }
+        }
     })?;
     if let Some(rate) = generation.tokens_per_second {
         eprintln!("achieved tok/s: {rate:.6}");
@@ -428,19 +474,19 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
-    check_device(args.workload.device)?;
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
     let options = args.workload.options()?;
     let names = strategies(&args.pools, &options)?;
+    let engine = args.workload.device.engine(&names)?;
     let pool = thread_pool(args.workload.threads)?;
     let threads = pool.current_num_threads();
     let stdout = std::io::stdout();
     if args.scenario == Scenario::Churn {
         let model = args.workload.model("synth-260k")?;
         let lengths = args.churn_lengths.clone();
-        let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths))?;
+        let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths, &engine))?;
         compare::print_churn(&rows, &lengths, &mut stdout.lock())?;
         if let Some(path) = &args.json {
             let json = report::churn_json(&model, threads, &options, &rows);
@@ -458,7 +504,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         for _ in 0..args.repeat {
             for (name, out) in names.iter().zip(&mut runs) {
                 progress.set_message(name.clone());
-                out.push(compare::run_once(&workload, name, None)?);
+                out.push(compare::run_once(&workload, name, &engine, None)?);
                 progress.inc(1);
             }
         }
@@ -470,16 +516,22 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let c = workload.model.config();
     writeln!(
         out,
-        "{} ({} layers, dim {}, vocab {}): {} prompt tokens, {} decode steps, {} threads, {} repetitions, strategies interleaved",
+        "{} ({} layers, dim {}, vocab {}): {} prompt tokens, {} decode steps, {}, {} repetitions, strategies interleaved",
         workload.model.source().display(),
         c.n_layers,
         c.dim,
         c.vocab_size,
         workload.prompt.len(),
         workload.steps,
-        threads,
+        engine.describe(threads),
         args.repeat
     )?;
+    if let compare::Engine::Cuda { .. } = engine {
+        writeln!(
+            out,
+            "pool figures are device memory (peak, lower bnd, footprint, retained; mem/t = cuMemAlloc calls per token); allocs/t and bytes/t are host heap"
+        )?;
+    }
     compare::print_table(&reports, &mut out)?;
     writeln!(
         out,
@@ -492,8 +544,9 @@ all {} strategies generated the same {} tokens",
         compare::print_tags(&runs[0][0].tags, &mut out)?;
     }
     if let Some(path) = &args.json {
-        let json =
+        let mut json =
             report::compare_json(&workload, threads, args.repeat, &reports, &runs[0][0].tags);
+        json["settings"]["device"] = engine.describe(threads).into();
         write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     if let Some(dir) = &args.plot {
@@ -503,12 +556,15 @@ all {} strategies generated the same {} tokens",
 }
 
 fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
-    check_device(args.workload.device)?;
     let workload = args.workload.workload(false)?;
     strategies(std::slice::from_ref(&args.pool), &workload.options)?;
+    let engine = args
+        .workload
+        .device
+        .engine(std::slice::from_ref(&args.pool))?;
     let pool = thread_pool(args.workload.threads)?;
     let mut trace = None;
-    pool.install(|| compare::run_once(&workload, &args.pool, Some(&mut trace)))?;
+    pool.install(|| compare::run_once(&workload, &args.pool, &engine, Some(&mut trace)))?;
     let trace = trace.context("the run recorded no trace")?;
     let [prefill, decode] = trace.phase_lower_bounds()?;
     trace.write(&args.out)?;
@@ -586,4 +642,35 @@ fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+/// What `generate` runs, on whichever backend.
+struct Run<'a> {
+    tokenizer: Option<&'a Tokenizer>,
+    sampler: &'a mut Sampler,
+    prompt: &'a [u32],
+    steps: usize,
+}
+
+impl Run<'_> {
+    fn on<B: Backend>(
+        self,
+        mut transformer: Transformer<B>,
+    ) -> anyhow::Result<scratchpad_model::Generation> {
+        if self.steps > 0 {
+            transformer.reserve(self.prompt.len().min(self.steps), self.steps - 1)?;
+        }
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let generation = generate(
+            &mut transformer,
+            self.tokenizer,
+            self.sampler,
+            self.prompt,
+            self.steps,
+            &mut out,
+        )?;
+        out.flush().context("writing to stdout")?;
+        Ok(generation)
+    }
 }

@@ -191,16 +191,76 @@ fn bad_inputs_give_clear_errors() {
         &["generate", "--synthetic", "synth-9"],
         "unknown synthetic model",
     );
-    // No GPU here: one clear error (with one, the message says the CUDA
-    // forward pass is not implemented yet).
+    // The CUDA options are checked before any device is opened.
     fails_with(
-        &["generate", "--synthetic", "synth-260k", "--device", "cuda"],
-        "CUDA",
+        &["generate", "--synthetic", "synth-260k", "--cuda-graph"],
+        "apply to --device cuda only",
     );
     fails_with(
-        &["compare", "--synthetic", "synth-260k", "--device", "cuda"],
-        "CUDA",
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "--matmul",
+            "cublaslt",
+        ],
+        "apply to --device cuda only",
     );
+    fails_with(
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "--device",
+            "cuda",
+            "--matmul",
+            "mkl",
+        ],
+        "unknown matmul library",
+    );
+    for args in [
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "--device",
+            "cuda",
+            "--cuda-graph",
+            "--pool",
+            "best-fit",
+        ][..],
+        &[
+            "compare",
+            "--synthetic",
+            "synth-260k",
+            "--device",
+            "cuda",
+            "--cuda-graph",
+        ][..],
+        &[
+            "compare",
+            "--synthetic",
+            "synth-260k",
+            "--device",
+            "cuda",
+            "--cuda-graph",
+            "--pools",
+            "planned,size-classed",
+        ][..],
+    ] {
+        fails_with(args, "stable after warm-up");
+    }
+    // Without a device, one clear error (with one, tests/cuda.rs runs it).
+    if scratchpad_cuda::context(0).is_err() {
+        for command in ["generate", "compare", "trace"] {
+            let mut args = vec![command, "--synthetic", "synth-260k", "--device", "cuda"];
+            if command == "trace" {
+                args.extend(["--out", "never-written.json"]);
+            }
+            fails_with(&args, "no CUDA device");
+        }
+        assert!(!std::path::Path::new("never-written.json").exists());
+    }
     if let Some(tok32k) = shared("models/tokenizer.bin") {
         fails_with(
             &["generate", "--synthetic", "synth-260k", "-z", &tok32k],
