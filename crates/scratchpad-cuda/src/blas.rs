@@ -444,3 +444,23 @@ impl Drop for Blas {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::marker::PhantomData;
+
+    use super::*;
+
+    fn view(ptr: u64, len: usize) -> DeviceSlice<'static, u8> {
+        DeviceSlice::raw(ptr, len, PhantomData)
+    }
+
+    #[test]
+    fn the_workspace_is_cut_to_256_byte_alignment() {
+        assert_eq!(aligned_workspace(&view(4096, 1024)), (4096, 1024));
+        assert_eq!(aligned_workspace(&view(4096 + 64, 1024)), (4096 + 256, 768));
+        assert_eq!(aligned_workspace(&view(4096 + 64, 1000)), (4096 + 256, 768));
+        assert_eq!(aligned_workspace(&view(4096 + 64, 700)), (4096 + 256, 256));
+        assert_eq!(aligned_workspace(&view(4096 + 64, 100)), (0, 0));
+    }
+}

@@ -35,6 +35,15 @@ pub struct DeviceSlice<'a, T> {
 }
 
 impl<'a, T> DeviceSlice<'a, T> {
+    #[cfg(test)]
+    pub(crate) fn raw(ptr: u64, len: usize, lease: PhantomData<&'a mut [T]>) -> Self {
+        DeviceSlice {
+            ptr,
+            len,
+            _lease: lease,
+        }
+    }
+
     /// The view of a lease on device memory, for kernel arguments.
     pub fn of<'l>(lease: &'a Lease<'l, T, CudaMemory>) -> Self
     where

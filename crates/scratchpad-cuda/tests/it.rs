@@ -6,7 +6,9 @@
 use std::io::Write;
 
 use scratchpad::{Phase, Pool, PoolOptions, STRATEGY_NAMES, tag};
-use scratchpad_cuda::{CudaError, CudaMemory, SOURCES, compile_all, context};
+use scratchpad_cuda::{
+    CudaError, CudaMemory, DeviceBuffer, Gpu, Matmul, SOURCES, compile_all, context,
+};
 
 fn skip(why: &str) {
     // Straight to the stderr handle: the harness captures `eprintln!`.
@@ -84,5 +86,80 @@ fn without_a_device_the_error_says_so() {
                 "{message}"
             );
         }
+    }
+}
+
+#[test]
+fn matmul_libraries_parse_by_name() {
+    for m in Matmul::ALL {
+        assert_eq!(m.name().parse::<Matmul>().unwrap(), m);
+    }
+    let err = "mkl".parse::<Matmul>().unwrap_err();
+    assert!(err.contains("cublas or cublaslt"), "{err}");
+}
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::new(0) {
+        Ok(gpu) => Some(gpu),
+        Err(e) => {
+            skip(&format!("{e}"));
+            None
+        }
+    }
+}
+
+#[test]
+fn device_buffers_round_trip() {
+    let Some(gpu) = gpu() else { return };
+    let data: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5).collect();
+    let mut buffer = DeviceBuffer::from_host(gpu.memory(), &data).unwrap();
+    let mut back = vec![0.0f32; 1000];
+    buffer.download(0, &mut back).unwrap();
+    assert_eq!(back, data);
+    buffer.upload(10, &[-1.0, -2.0]).unwrap();
+    let mut part = [0.0f32; 4];
+    buffer.download(9, &mut part).unwrap();
+    assert_eq!(part, [4.5, -1.0, -2.0, 6.5]);
+    let zeros = DeviceBuffer::<i32>::zeros(gpu.memory(), 17).unwrap();
+    let mut out = [1i32; 17];
+    zeros.download(0, &mut out).unwrap();
+    assert_eq!(out, [0; 17]);
+    assert!(
+        DeviceBuffer::<f32>::zeros(gpu.memory(), 0)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_captured_graph_replays_with_new_device_values() {
+    let Some(gpu) = gpu() else { return };
+    let k = gpu.kernels();
+    let mut x = DeviceBuffer::from_host(gpu.memory(), &[1.0f32; 300]).unwrap();
+    let mut delta = DeviceBuffer::from_host(gpu.memory(), &[2.0f32; 300]).unwrap();
+    gpu.synchronize().unwrap();
+    gpu.begin_capture().unwrap();
+    let queued = k.residual_add(&mut x.view_mut(), &delta.view());
+    let graph = gpu.end_capture();
+    queued.unwrap();
+    let graph = graph.unwrap();
+    let mut out = vec![0.0f32; 300];
+    // Capturing ran nothing.
+    x.download(0, &mut out).unwrap();
+    assert!(out.iter().all(|&v| v == 1.0));
+    graph.replay().unwrap();
+    delta.upload(0, &[0.25f32; 300]).unwrap();
+    graph.replay().unwrap();
+    x.download(0, &mut out).unwrap();
+    assert!(out.iter().all(|&v| v == 3.25), "{:?}", &out[..4]);
+}
+
+#[test]
+fn both_matmul_handles_open() {
+    let Some(gpu) = gpu() else { return };
+    for m in Matmul::ALL {
+        let blas = gpu.blas(m, false).unwrap();
+        assert_eq!(blas.kind(), m);
+        assert!(!blas.tf32());
     }
 }
