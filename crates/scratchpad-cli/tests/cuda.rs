@@ -4,6 +4,8 @@
 //! allocations per decode token for the pooled strategies. Skipped, saying
 //! why, without a CUDA device.
 
+// Shared with the other CLI test binaries; not every helper is used here.
+#[allow(dead_code)]
 mod support;
 
 use std::io::Write;
