@@ -252,6 +252,7 @@ impl Blas {
             i32::try_from(n).map_err(too_big)?,
             i32::try_from(k).map_err(too_big)?,
         );
+        self.stream.context().bind_to_thread()?;
         let (ws_ptr, ws_len) = aligned_workspace(workspace);
         let (alpha, beta) = (1.0f32, 0.0f32);
         match &mut self.handle {

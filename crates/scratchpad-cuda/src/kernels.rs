@@ -150,6 +150,8 @@ impl Kernels {
         shared_bytes: u32,
         mut args: impl KernelArgs,
     ) -> Result<(), CudaError> {
+        // The driver launches on the calling thread's current context.
+        self.stream.context().bind_to_thread()?;
         args.with_params(|params| {
             // SAFETY: `f` is a kernel of this context (the module is kept
             // alive in `self`); `params` points at one value per kernel
