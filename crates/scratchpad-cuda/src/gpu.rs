@@ -64,12 +64,6 @@ impl Gpu {
         Blas::new(kind, self.memory.stream().clone(), tf32)
     }
 
-    /// Makes this device's context current on the calling thread (launches
-    /// through the driver API need it; cheap when it already is).
-    pub fn bind(&self) -> Result<(), CudaError> {
-        Ok(self.ctx.bind_to_thread()?)
-    }
-
     /// Waits for everything queued on the stream.
     pub fn synchronize(&self) -> Result<(), CudaError> {
         Ok(self.memory.stream().synchronize()?)

@@ -182,15 +182,7 @@ impl Kernels {
         x: &mut DeviceSlice<'_, f32>,
         delta: &DeviceSlice<'_, f32>,
     ) -> Result<(), CudaError> {
-        assert_eq!(x.len(), delta.len(), "residual_add: lengths differ");
-        let n = x.len();
-        self.launch(
-            &self.residual_add,
-            blocks(n, ELEMENTWISE_BLOCK),
-            ELEMENTWISE_BLOCK,
-            0,
-            (x.device_ptr(), delta.device_ptr(), int(n, "length")),
-        )
+        self.in_place(&self.residual_add, "residual_add", x, delta)
     }
 
     /// `gate = silu(gate) ⊙ up`.
@@ -203,14 +195,25 @@ impl Kernels {
         gate: &mut DeviceSlice<'_, f32>,
         up: &DeviceSlice<'_, f32>,
     ) -> Result<(), CudaError> {
-        assert_eq!(gate.len(), up.len(), "swiglu: lengths differ");
-        let n = gate.len();
+        self.in_place(&self.swiglu, "swiglu", gate, up)
+    }
+
+    /// An element-wise kernel `f(a, b, n)` that updates `a` from `b`.
+    fn in_place(
+        &self,
+        f: &CudaFunction,
+        name: &str,
+        a: &mut DeviceSlice<'_, f32>,
+        b: &DeviceSlice<'_, f32>,
+    ) -> Result<(), CudaError> {
+        assert_eq!(a.len(), b.len(), "{name}: lengths differ");
+        let n = a.len();
         self.launch(
-            &self.swiglu,
+            f,
             blocks(n, ELEMENTWISE_BLOCK),
             ELEMENTWISE_BLOCK,
             0,
-            (gate.device_ptr(), up.device_ptr(), int(n, "length")),
+            (a.device_ptr(), b.device_ptr(), int(n, "length")),
         )
     }
 

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytemuck::Pod;
-use cudarc::driver::{CudaStream, result};
+use cudarc::driver::{CudaStream, DriverError, result};
 use scratchpad::{BLOCK_ALIGN, Lease, Memory, ScratchError};
 
 use crate::CudaError;
@@ -74,15 +74,6 @@ impl<'a, T> DeviceSlice<'a, T> {
         }
     }
 
-    /// The same range, re-borrowed.
-    pub fn reborrow(&self) -> DeviceSlice<'_, T> {
-        DeviceSlice {
-            ptr: self.ptr,
-            len: self.len,
-            _lease: PhantomData,
-        }
-    }
-
     /// The device address of the first element.
     pub fn device_ptr(&self) -> u64 {
         self.ptr
@@ -120,6 +111,30 @@ impl CudaMemory {
     }
 }
 
+/// A fresh device block of `bytes` (non-zero) bytes, zeroed in the order
+/// of `stream`, before any later work on it.
+fn alloc_zeroed(stream: &CudaStream, bytes: usize) -> Result<u64, DriverError> {
+    stream.context().bind_to_thread()?;
+    // SAFETY: the context is bound to this thread; the size is non-zero.
+    let ptr = unsafe { result::malloc_sync(bytes) }?;
+    // SAFETY: `ptr` is a fresh allocation of `bytes` bytes; the memset is
+    // queued on the stream every later use of the block is queued on.
+    unsafe { result::memset_d8_async(ptr, 0, bytes, stream.cu_stream()) }?;
+    Ok(ptr)
+}
+
+/// Frees a block from [`alloc_zeroed`] once the work queued on `stream`
+/// (which may still use it) has finished.
+///
+/// # Safety
+///
+/// `ptr` came from `alloc_zeroed` and is not used again.
+unsafe fn free_after(stream: &CudaStream, ptr: u64) {
+    let _ = stream.synchronize();
+    // SAFETY: the caller's promise; the stream has drained.
+    let _ = unsafe { result::free_sync(ptr) };
+}
+
 // SAFETY: blocks come from `cuMemAlloc` (256-byte aligned, so aligned to
 // BLOCK_ALIGN), are zeroed on the memory's stream before any lease can use
 // them, are disjoint from every other live allocation, and stay valid until
@@ -133,26 +148,15 @@ unsafe impl Memory for CudaMemory {
     }
 
     fn allocate(&self, bytes: usize) -> Result<CudaPtr, ScratchError> {
-        self.stream
-            .context()
-            .bind_to_thread()
-            .map_err(|_| self.out_of_memory(bytes))?;
-        // SAFETY: the context is bound to this thread; the size is non-zero.
-        let ptr = unsafe { result::malloc_sync(bytes) }.map_err(|_| self.out_of_memory(bytes))?;
-        // SAFETY: `ptr` is a fresh allocation of `bytes` bytes; the memset
-        // is queued on the stream every later use of the block is queued on.
-        unsafe { result::memset_d8_async(ptr, 0, bytes, self.stream.cu_stream()) }
-            .map_err(|_| self.out_of_memory(bytes))?;
+        let ptr = alloc_zeroed(&self.stream, bytes).map_err(|_| self.out_of_memory(bytes))?;
         debug_assert_eq!(ptr as usize % BLOCK_ALIGN, 0);
         Ok(CudaPtr(ptr))
     }
 
     unsafe fn deallocate(&self, ptr: CudaPtr, _bytes: usize) {
-        // Work queued on the stream may still use the block: wait for it.
-        let _ = self.stream.synchronize();
         // SAFETY: the caller promises `ptr` came from `allocate` and is not
-        // used again; the stream has drained.
-        let _ = unsafe { result::free_sync(ptr.0) };
+        // used again.
+        unsafe { free_after(&self.stream, ptr.0) };
     }
 
     fn offset(ptr: CudaPtr, offset: usize) -> CudaPtr {
@@ -205,13 +209,7 @@ impl<T: Pod> DeviceBuffer<T> {
         let ptr = if bytes == 0 {
             BLOCK_ALIGN as u64
         } else {
-            stream.context().bind_to_thread()?;
-            // SAFETY: the context is bound to this thread; the size is non-zero.
-            let ptr = unsafe { result::malloc_sync(bytes) }?;
-            // SAFETY: a fresh allocation of `bytes` bytes, zeroed in stream
-            // order before any use of it.
-            unsafe { result::memset_d8_async(ptr, 0, bytes, stream.cu_stream()) }?;
-            ptr
+            alloc_zeroed(&stream, bytes)?
         };
         Ok(DeviceBuffer {
             ptr,
@@ -316,11 +314,9 @@ impl<T> Drop for DeviceBuffer<T> {
         if self.len == 0 || size_of::<T>() == 0 {
             return;
         }
-        // Work queued on the stream may still use the buffer: wait for it.
-        let _ = self.stream.synchronize();
-        // SAFETY: `ptr` came from `malloc_sync` in `zeros` and is freed once,
-        // after the stream drained.
-        let _ = unsafe { result::free_sync(self.ptr) };
+        // SAFETY: `ptr` came from `alloc_zeroed` in `zeros` and is freed
+        // once, here.
+        unsafe { free_after(&self.stream, self.ptr) };
     }
 }
 

@@ -136,7 +136,6 @@ impl CudaBackend {
                 option: "model shape",
                 reason: "the KV cache's size overflows usize".into(),
             })?;
-        gpu.bind()?;
         let memory = gpu.memory();
         let backend = CudaBackend {
             ctx: ExecutionContext::new(scratch),
@@ -358,7 +357,6 @@ impl Backend for CudaBackend {
 
     fn forward_block(&mut self, tokens: &[u32], pos: usize) -> Result<(), ModelError> {
         let n = tokens.len();
-        self.gpu.bind()?;
         // The step's position and ids, where the kernels read them. The
         // copy is staged before it returns and ordered before the step.
         self.staging[0] = pos as i32;

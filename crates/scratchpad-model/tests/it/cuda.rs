@@ -19,7 +19,7 @@ use scratchpad_model::{
     argmax, check_graph_strategy, synthetic,
 };
 
-use crate::support::{shared, stories, transformer};
+use crate::support::{reference_logits, reference_tokens, stories, transformer};
 
 fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
@@ -392,24 +392,12 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn stories260k_on_the_gpu_reproduces_the_reference() {
-    let Some(model) = stories() else { return };
-    let (Some(tokens_path), Some(logits_path)) = (
-        shared("reference/stories260K_greedy512.tokens.txt"),
-        shared("reference/stories260K_greedy512.logits.f32"),
-    ) else {
+    let (Some(model), Some(tokens), Some(logits)) =
+        (stories(), reference_tokens(), reference_logits())
+    else {
         return;
     };
     let Some((_guard, gpu)) = gpu() else { return };
-    let tokens: Vec<u32> = std::fs::read_to_string(tokens_path)
-        .unwrap()
-        .split_whitespace()
-        .map(|t| t.parse().unwrap())
-        .collect();
-    let logits: Vec<f32> = std::fs::read(logits_path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
     let vocab = model.config().vocab_size;
     for (matmul, graph) in [
         (Matmul::Cublas, false),

@@ -4,27 +4,7 @@ use scratchpad::STRATEGY_NAMES;
 use scratchpad_cpu::Isa;
 use scratchpad_model::{BOS, Sampler, Tokenizer, argmax, generate};
 
-use crate::support::{in_pool, shared, stories, transformer};
-
-fn reference_tokens() -> Option<Vec<u32>> {
-    let text =
-        std::fs::read_to_string(shared("reference/stories260K_greedy512.tokens.txt")?).unwrap();
-    Some(
-        text.split_whitespace()
-            .map(|t| t.parse().unwrap())
-            .collect(),
-    )
-}
-
-fn reference_logits() -> Option<Vec<f32>> {
-    let bytes = std::fs::read(shared("reference/stories260K_greedy512.logits.f32")?).unwrap();
-    Some(
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-    )
-}
+use crate::support::{in_pool, reference_logits, reference_tokens, shared, stories, transformer};
 
 fn assert_close(what: &str, got: &[f32], expected: &[f32]) {
     assert_eq!(got.len(), expected.len());

@@ -48,3 +48,25 @@ pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         .unwrap()
         .install(f)
 }
+
+/// The 513 greedy token ids of the reference run, if present.
+pub fn reference_tokens() -> Option<Vec<u32>> {
+    let text =
+        std::fs::read_to_string(shared("reference/stories260K_greedy512.tokens.txt")?).unwrap();
+    Some(
+        text.split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect(),
+    )
+}
+
+/// The reference run's logits (512 × vocab, row = position), if present.
+pub fn reference_logits() -> Option<Vec<f32>> {
+    let bytes = std::fs::read(shared("reference/stories260K_greedy512.logits.f32")?).unwrap();
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+    )
+}
