@@ -1,8 +1,8 @@
 //! The CUDA backend, where a device answers (otherwise it prints why it
 //! skipped and measures nothing):
 //!
-//! - `cuda/matmul/<library>/<n>x<m>x<k>`: one `out (n × m) = x (n × k) ·
-//!   Wᵀ` product through cuBLAS and through cuBLASLt, workspace leased from
+//! - `cuda/matmul/<library>/<m>x<n>x<k>`: one `out (m × n) = x (m × k) ·
+//!   Wᵀ` product (`m` tokens, `n` output features) through cuBLAS and through cuBLASLt, workspace leased from
 //!   a `planned` device pool, TF32 off; the decode shapes (n = 1) and the
 //!   prefill shapes of `synth-15m`. Timed as `iters` products queued back
 //!   to back and one stream synchronisation.
@@ -22,17 +22,21 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use scratchpad::{Phase, Pool};
 use scratchpad::{PoolOptions, tag};
 use scratchpad_cuda::{
-    DEFAULT_WORKSPACE_BYTES, DeviceBuffer, DeviceSlice, Gpu, Matmul, WORKSPACE_ALIGN,
+    DEFAULT_WORKSPACE_BYTES, DeviceBuffer, DeviceSlice, Gpu, Matmul, gpu_required, may_skip,
 };
 use scratchpad_model::{BOS, Checkpoint, CudaBackend, CudaOptions, Transformer, synthetic};
 
+/// The device; `None` after saying why when there is no driver or device
+/// (and `SCRATCHPAD_REQUIRE_GPU` is unset). A GPU that is there but cannot
+/// be used stops the bench.
 fn gpu() -> Option<Arc<Gpu>> {
     match Gpu::new(0) {
         Ok(gpu) => Some(Arc::new(gpu)),
-        Err(e) => {
+        Err(e) if may_skip(&e, gpu_required()) => {
             eprintln!("skipped: the CUDA benches: {e}");
             None
         }
+        Err(e) => panic!("the GPU cannot be used: {e}"),
     }
 }
 
@@ -41,7 +45,7 @@ fn matmul(c: &mut Criterion) {
     let mem = gpu.memory();
     let pool = Pool::with_strategy("planned", mem.clone(), &PoolOptions::default()).unwrap();
     let mut group = c.benchmark_group("cuda/matmul");
-    for (n, m, k) in [
+    for (m, n, k) in [
         (1, 288, 288),
         (1, 768, 288),
         (1, 32000, 288),
@@ -50,20 +54,20 @@ fn matmul(c: &mut Criterion) {
         (128, 288, 768),
         (512, 32000, 288),
     ] {
-        let x = DeviceBuffer::<f32>::zeros(mem, n * k).unwrap();
-        let w = DeviceBuffer::<f32>::zeros(mem, m * k).unwrap();
-        let mut out = DeviceBuffer::<f32>::zeros(mem, n * m).unwrap();
-        group.throughput(Throughput::Elements((2 * n * m * k) as u64));
+        let x = DeviceBuffer::<f32>::zeros(mem, m * k).unwrap();
+        let w = DeviceBuffer::<f32>::zeros(mem, n * k).unwrap();
+        let mut out = DeviceBuffer::<f32>::zeros(mem, m * n).unwrap();
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         for library in Matmul::ALL {
-            let mut blas = gpu.blas(library, false).unwrap();
+            let mut blas = gpu.blas(library, false, DEFAULT_WORKSPACE_BYTES).unwrap();
             group.bench_function(
-                BenchmarkId::new(library.name(), format!("{n}x{m}x{k}")),
+                BenchmarkId::new(library.name(), format!("{m}x{n}x{k}")),
                 |b| {
                     b.iter_custom(|iters| {
                         pool.step(Phase::Decode, |s| {
                             let ws = s
                                 .acquire::<u8>(
-                                    DEFAULT_WORKSPACE_BYTES + WORKSPACE_ALIGN,
+                                    blas.workspace_lease_bytes(),
                                     tag!("bench.workspace"),
                                 )
                                 .unwrap();

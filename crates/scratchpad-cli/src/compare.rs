@@ -7,47 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use scratchpad::{
-    AllocCounts, CountingAlloc, HostMemory, Phase, Pool, PoolOptions, PoolStats, TagStats, Trace,
-};
-use scratchpad_cuda::Gpu;
-use scratchpad_model::{
-    Backend, Checkpoint, CpuBackend, CudaBackend, CudaOptions, Transformer, argmax,
-};
+use scratchpad::{AllocCounts, CountingAlloc, Phase, PoolOptions, PoolStats, TagStats, Trace};
+use scratchpad_model::{Backend, Checkpoint, Engine, Transformer, argmax};
 use serde::Serialize;
-
-/// Where the workload runs: the host, or a CUDA device with the backend's
-/// options.
-pub enum Engine {
-    /// The CPU backend in the current rayon pool.
-    Cpu,
-    /// The CUDA backend; every pool draws from the device's memory.
-    Cuda { gpu: Arc<Gpu>, options: CudaOptions },
-}
-
-impl Engine {
-    /// One line for the report's header.
-    pub fn describe(&self, threads: usize) -> String {
-        match self {
-            Engine::Cpu => format!("cpu, {threads} threads"),
-            Engine::Cuda { gpu, options } => format!(
-                "cuda ({}), {}{}, {}",
-                gpu.name(),
-                options.matmul,
-                if options.tf32 {
-                    " with TF32"
-                } else {
-                    ", TF32 off"
-                },
-                if options.graph {
-                    "decode step replayed from a CUDA graph"
-                } else {
-                    "eager launches"
-                }
-            ),
-        }
-    }
-}
 
 /// What one run of the workload is.
 pub struct Workload {
@@ -151,38 +113,21 @@ pub fn run_once(
     engine: &Engine,
     trace: Option<&mut Option<Trace>>,
 ) -> anyhow::Result<Run> {
-    let recording = trace.is_some();
-    match engine {
-        Engine::Cpu => {
-            let pool = Pool::with_strategy(strategy, HostMemory, &w.options)?;
-            if recording {
-                pool.start_trace();
-            }
-            run_with(
-                w,
-                Transformer::new(CpuBackend::new(w.model.clone(), pool)),
-                trace,
-            )
-        }
-        Engine::Cuda { gpu, options } => {
-            let pool = Pool::with_strategy(strategy, gpu.memory().clone(), &w.options)?;
-            if recording {
-                pool.start_trace();
-            }
-            let backend = CudaBackend::new(gpu.clone(), &w.model, pool, *options)?;
-            run_with(w, Transformer::new(backend), trace)
-        }
+    let t = engine.transformer(&w.model, strategy, &w.options)?;
+    if trace.is_some() {
+        t.backend().scratch().start_trace();
     }
+    run_with(w, t, trace)
 }
 
-fn run_with<B: Backend>(
+fn run_with(
     w: &Workload,
-    mut t: Transformer<B>,
+    mut t: Transformer,
     trace: Option<&mut Option<Trace>>,
 ) -> anyhow::Result<Run> {
     let (n_prompt, steps) = (w.prompt.len(), w.steps);
     t.reserve(n_prompt, n_prompt + steps - 1)?;
-    let scratch = |t: &Transformer<B>| t.backend().scratch().stats();
+    let scratch = |t: &Transformer| t.backend().scratch().stats();
     let mut latencies = vec![0.0f64; steps];
     let mut generated = vec![0u32; steps];
 
@@ -514,24 +459,18 @@ pub fn churn(
 ) -> anyhow::Result<Vec<ChurnRow>> {
     let mut rows = Vec::new();
     for name in strategies {
-        match engine {
-            Engine::Cpu => {
-                let pool = Pool::with_strategy(name, HostMemory, options)?;
-                let t = Transformer::new(CpuBackend::new(model.clone(), pool));
-                churn_one(t, name, lengths, &mut rows)?;
-            }
-            Engine::Cuda { gpu, options: cuda } => {
-                let pool = Pool::with_strategy(name, gpu.memory().clone(), options)?;
-                let t = Transformer::new(CudaBackend::new(gpu.clone(), model, pool, *cuda)?);
-                churn_one(t, name, lengths, &mut rows)?;
-            }
-        }
+        churn_one(
+            engine.transformer(model, name, options)?,
+            name,
+            lengths,
+            &mut rows,
+        )?;
     }
     Ok(rows)
 }
 
-fn churn_one<B: Backend>(
-    mut t: Transformer<B>,
+fn churn_one(
+    mut t: Transformer,
     name: &str,
     lengths: &[usize],
     rows: &mut Vec<ChurnRow>,

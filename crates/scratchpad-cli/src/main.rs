@@ -15,9 +15,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
-use scratchpad_cuda::{Gpu, Matmul};
 use scratchpad_model::{
-    BOS, Backend, Checkpoint, CpuBackend, CudaBackend, CudaOptions, GRAPH_STRATEGIES, Sampler,
+    BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, GRAPH_STRATEGIES, Matmul, Sampler,
     Tokenizer, Transformer, check_graph_strategy, generate, synthetic,
 };
 
@@ -193,13 +192,13 @@ impl DeviceArgs {
     /// Where the workload runs, every argument checked before the device
     /// is opened: the CUDA options need `--device cuda`, and graph replay
     /// needs `strategies` whose addresses are stable.
-    fn engine(&self, strategies: &[String]) -> anyhow::Result<compare::Engine> {
-        match self.device {
+    fn engine(&self, strategies: &[String]) -> anyhow::Result<Engine> {
+        let choice = match self.device {
             Device::Cpu => {
                 if self.cuda_graph || self.tf32 || self.matmul.is_some() {
                     bail!("--cuda-graph, --matmul and --tf32 apply to --device cuda only");
                 }
-                Ok(compare::Engine::Cpu)
+                DeviceChoice::Cpu
             }
             Device::Cuda => {
                 if self.cuda_graph {
@@ -212,18 +211,15 @@ impl DeviceArgs {
                         })?;
                     }
                 }
-                let gpu = Arc::new(Gpu::new(0)?);
-                Ok(compare::Engine::Cuda {
-                    gpu,
-                    options: CudaOptions {
-                        matmul: self.matmul.unwrap_or_default(),
-                        tf32: self.tf32,
-                        graph: self.cuda_graph,
-                        ..CudaOptions::default()
-                    },
+                DeviceChoice::Cuda(CudaOptions {
+                    matmul: self.matmul.unwrap_or_default(),
+                    tf32: self.tf32,
+                    graph: self.cuda_graph,
+                    ..CudaOptions::default()
                 })
             }
-        }
+        };
+        Ok(Engine::open(choice, strategies)?)
     }
 }
 
@@ -451,21 +447,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
             prompt: &prompt,
             steps,
         };
-        match engine {
-            compare::Engine::Cpu => {
-                let scratch = Pool::with_strategy(&args.pool, HostMemory, &options)?;
-                run.on(Transformer::new(CpuBackend::new(model, scratch)))
-            }
-            compare::Engine::Cuda { gpu, options: cuda } => {
-                let scratch = Pool::with_strategy(&args.pool, gpu.memory().clone(), &options)?;
-                run.on(Transformer::new(CudaBackend::new(
-                    gpu.clone(),
-                    &model,
-                    scratch,
-                    cuda,
-                )?))
-            }
-        }
+        run.on(engine.transformer(&model, &args.pool, &options)?)
     })?;
     if let Some(rate) = generation.tokens_per_second {
         eprintln!("achieved tok/s: {rate:.6}");
@@ -526,7 +508,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         engine.describe(threads),
         args.repeat
     )?;
-    if let compare::Engine::Cuda { .. } = engine {
+    if engine.pools_on_device() {
         writeln!(
             out,
             "pool figures are device memory (peak, lower bnd, footprint, retained; mem/t = cuMemAlloc calls per token); allocs/t and bytes/t are host heap"
@@ -653,10 +635,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn on<B: Backend>(
-        self,
-        mut transformer: Transformer<B>,
-    ) -> anyhow::Result<scratchpad_model::Generation> {
+    fn on(self, mut transformer: Transformer) -> anyhow::Result<scratchpad_model::Generation> {
         if self.steps > 0 {
             transformer.reserve(self.prompt.len().min(self.steps), self.steps - 1)?;
         }

@@ -10,8 +10,7 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use scratchpad::{PoolOptions, TagStats};
-use scratchpad_cpu::Isa;
-use scratchpad_model::Checkpoint;
+use scratchpad_model::{Checkpoint, host_simd};
 use serde_json::{Value, json};
 
 use crate::compare::{ChurnRow, StrategyReport, Workload};
@@ -28,6 +27,7 @@ pub fn progress(len: u64) -> ProgressBar {
 
 fn settings(model: &Arc<Checkpoint>, threads: usize, options: &PoolOptions) -> Value {
     let c = model.config();
+    let (cpu_features, simd_path) = host_simd();
     json!({
         "model": model.source().display().to_string(),
         "config": {
@@ -35,8 +35,8 @@ fn settings(model: &Arc<Checkpoint>, threads: usize, options: &PoolOptions) -> V
             "n_kv_heads": c.n_kv_heads, "vocab_size": c.vocab_size, "seq_len": c.seq_len,
         },
         "threads": threads,
-        "cpu_features": Isa::supported().map(|i| i.to_string()).collect::<Vec<_>>(),
-        "simd_path": Isa::detect().to_string(),
+        "cpu_features": cpu_features,
+        "simd_path": simd_path,
         "pool_options": {
             "max_retained_bytes": options.max_retained_bytes,
             "per_class_cap": options.per_class_cap,

@@ -56,10 +56,12 @@ fn compare_reports_every_strategy_and_field() {
         stdout.contains("all 6 strategies generated the same 12 tokens"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("attn.scores"),
-        "the per-tag table: {stdout}"
-    );
+    for tag in scratchpad_model::llama::TAGS {
+        assert!(
+            stdout.contains(tag),
+            "the per-tag table lacks {tag}: {stdout}"
+        );
+    }
 
     let json = compare_json(&dir, &[]);
     assert_eq!(json["settings"]["prompt_tokens"], 24);

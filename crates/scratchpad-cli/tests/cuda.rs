@@ -2,7 +2,8 @@
 //! stories260K on the GPU (eager and graph-replayed, cuBLAS and cuBLASLt),
 //! and compare reports device figures with zero device and host
 //! allocations per decode token for the pooled strategies. Skipped, saying
-//! why, without a CUDA device.
+//! why, without a driver or a device; failed when the GPU is there but
+//! cannot be used, and under `SCRATCHPAD_REQUIRE_GPU=1`.
 
 // Shared with the other CLI test binaries; not every helper is used here.
 #[allow(dead_code)]
@@ -15,10 +16,11 @@ use support::{scratchpad, shared};
 fn device() -> bool {
     match scratchpad_cuda::Gpu::new(0) {
         Ok(_) => true,
-        Err(e) => {
+        Err(e) if scratchpad_cuda::may_skip(&e, scratchpad_cuda::gpu_required()) => {
             let _ = writeln!(std::io::stderr(), "skipped: {e}");
             false
         }
+        Err(e) => panic!("the GPU cannot be used: {e}"),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use ndarray::{ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
-use scratchpad::{ExecutionContext, HostMemory, ScratchError, tag};
+use scratchpad::{ExecutionContext, HostMemory, ScratchError, ScratchReq, tag};
 
 use crate::Isa;
 use crate::softmax::softmax;
@@ -31,14 +31,14 @@ pub struct Attention {
     pub isa: Isa,
 }
 
-/// The scratch an [`attention`] takes, in f32 elements.
+/// The leases of an [`attention`], in f32 elements, both under
+/// `attn.scratch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttentionScratch {
-    /// Scores and probabilities (`attn.scores`): `n_heads × n_queries ×
-    /// (pos + n_queries)`.
-    pub scores: usize,
-    /// Head-major outputs of a block (`attn.heads_out`); 0 for one query.
-    pub heads_out: usize,
+struct AttentionLeases {
+    /// Scores and probabilities: `n_heads × n_queries × (pos + n_queries)`.
+    scores: usize,
+    /// Head-major outputs of a block; 0 for one query.
+    heads_out: usize,
 }
 
 /// Work (multiply-adds) below which attention stays on the calling thread.
@@ -50,15 +50,24 @@ impl Attention {
     }
 }
 
-/// What [`attention`] leases for `params`.
-pub fn attention_scratch(params: &Attention) -> AttentionScratch {
+/// What [`attention`] leases for `params`: the scores and, for a block,
+/// the head-major outputs, live together.
+pub fn attention_scratch(params: &Attention) -> ScratchReq {
+    if params.n_queries == 0 || params.head_dim == 0 {
+        return ScratchReq::NONE;
+    }
+    let leases = attention_leases(params);
+    ScratchReq::new::<f32>(leases.scores).and(ScratchReq::new::<f32>(leases.heads_out))
+}
+
+fn attention_leases(params: &Attention) -> AttentionLeases {
     let Attention {
         n_heads,
         head_dim,
         n_queries,
         ..
     } = *params;
-    AttentionScratch {
+    AttentionLeases {
         scores: n_heads * n_queries * params.ctx_len(),
         heads_out: if n_queries == 1 {
             0
@@ -342,13 +351,13 @@ pub fn attention(
         n_queries,
         scale,
     };
-    let sizes = attention_scratch(params);
+    let sizes = attention_leases(params);
     let parallel = rayon::current_num_threads() > 1
         && n_heads > 1
         && sizes.scores * head_dim >= PARALLEL_MIN_WORK;
     ctx.scratch.scope(|s| {
-        let mut scores = s.acquire::<f32>(sizes.scores, tag!("attn.scores"))?;
-        let mut heads_out = s.acquire::<f32>(sizes.heads_out, tag!("attn.heads_out"))?;
+        let mut scores = s.acquire::<f32>(sizes.scores, tag!("attn.scratch"))?;
+        let mut heads_out = s.acquire::<f32>(sizes.heads_out, tag!("attn.scratch"))?;
         if n_queries == 1 {
             // One query: heads are contiguous in `out`; each worker takes a
             // contiguous range of heads and reads the cache rows in order.

@@ -5,7 +5,7 @@
 //! before the fan-out, the A buffer split into one slice per worker.
 
 use rayon::prelude::*;
-use scratchpad::{ExecutionContext, HostMemory, ScratchError, tag};
+use scratchpad::{ExecutionContext, HostMemory, ScratchError, ScratchReq, tag};
 
 use crate::Isa;
 use crate::microkernel::{self, MicroKernel};
@@ -55,23 +55,34 @@ impl Gemm {
     }
 }
 
-/// The scratch a [`gemm`] takes, in f32 elements.
+/// How a [`gemm`] splits its work and its packing buffers, in f32 elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GemmScratch {
-    /// Packed block of `W` (`tag: gemm.pack_b`), shared by the workers.
-    pub pack_b: usize,
-    /// Packed blocks of `X` (`tag: gemm.pack_a`), one slice per worker.
-    pub pack_a: usize,
+struct GemmPlan {
+    /// Packed block of `W`, shared by the workers.
+    pack_b: usize,
+    /// Packed blocks of `X`, one slice per worker.
+    pack_a: usize,
     /// Workers the rows are split among.
-    pub workers: usize,
+    workers: usize,
     /// Rows per worker (a multiple of the kernel's `MR`).
-    pub rows_per_worker: usize,
+    rows_per_worker: usize,
     /// Rows per packed A block.
-    pub mc: usize,
+    mc: usize,
 }
 
-/// What [`gemm`] leases for `params` with `threads` rayon threads.
-pub fn gemm_scratch(params: &Gemm, threads: usize) -> GemmScratch {
+/// What [`gemm`] leases for `params` when called in the current rayon pool
+/// (the split of the rows, and so the packed A blocks, follow its thread
+/// count): both packing buffers, live together, under `matmul.scratch`.
+pub fn gemm_scratch(params: &Gemm) -> ScratchReq {
+    let Gemm { m, k, n, .. } = *params;
+    if m == 0 || n == 0 || k == 0 {
+        return ScratchReq::NONE;
+    }
+    let plan = gemm_plan(params, rayon::current_num_threads());
+    ScratchReq::new::<f32>(plan.pack_b).and(ScratchReq::new::<f32>(plan.pack_a))
+}
+
+fn gemm_plan(params: &Gemm, threads: usize) -> GemmPlan {
     let Gemm { m, k, n, .. } = *params;
     let (mr, nr) = params.tile();
     let kc = KC.min(k);
@@ -80,7 +91,7 @@ pub fn gemm_scratch(params: &Gemm, threads: usize) -> GemmScratch {
     let rows_per_worker = m.div_ceil(threads).next_multiple_of(mr).max(mr);
     let workers = m.div_ceil(rows_per_worker).max(1);
     let mc = (MC_PANELS * mr).min(rows_per_worker);
-    GemmScratch {
+    GemmPlan {
         pack_b: kc * nc,
         pack_a: workers * mc * kc,
         workers,
@@ -154,11 +165,11 @@ fn driver<const MR: usize, const NR: usize>(
     kernel: MicroKernel,
 ) -> Result<(), ScratchError> {
     let Gemm { k, n, .. } = *params;
-    let plan = gemm_scratch(params, rayon::current_num_threads());
+    let plan = gemm_plan(params, rayon::current_num_threads());
     let nc_block = NC_PANELS * NR;
     ctx.scratch.scope(|s| {
-        let mut b_buf = s.acquire::<f32>(plan.pack_b, tag!("gemm.pack_b"))?;
-        let mut a_buf = s.acquire::<f32>(plan.pack_a, tag!("gemm.pack_a"))?;
+        let mut b_buf = s.acquire::<f32>(plan.pack_b, tag!("matmul.scratch"))?;
+        let mut a_buf = s.acquire::<f32>(plan.pack_a, tag!("matmul.scratch"))?;
         let a_slice = a_buf.len() / plan.workers;
         for jc in (0..n).step_by(nc_block) {
             let nc = nc_block.min(n - jc);

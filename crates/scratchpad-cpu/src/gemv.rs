@@ -4,7 +4,7 @@
 //! across row blocks when the matrix is large enough to pay for a fan-out.
 
 use rayon::prelude::*;
-use scratchpad::{ExecutionContext, HostMemory};
+use scratchpad::{ExecutionContext, HostMemory, ScratchReq};
 
 use crate::Isa;
 
@@ -33,6 +33,12 @@ impl Gemv {
             isa: Isa::detect(),
         }
     }
+}
+
+/// What [`gemv`] leases: nothing. A decode projection streams `W` once
+/// and needs no packing.
+pub fn gemv_scratch(_params: &Gemv) -> ScratchReq {
+    ScratchReq::NONE
 }
 
 /// `y = W x`. Uses no scratch; runs in parallel inside the caller's rayon

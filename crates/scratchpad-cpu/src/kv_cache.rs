@@ -1,8 +1,6 @@
 //! The KV cache: persistent keys and values of every layer and position,
 //! owned by the model (not the pool), laid out `[layer][position][kv_dim]`.
 
-use scratchpad::{HostMemory, Lease, Scope, ScratchError, tag};
-
 /// Keys and values for `n_layers` layers of up to `seq_len` positions of
 /// `kv_dim` floats, allocated once.
 #[derive(Clone, Debug)]
@@ -98,66 +96,4 @@ impl KvCache {
         self.keys.fill(0.0);
         self.values.fill(0.0);
     }
-
-    /// Copies head `kv_head` (of `head_dim` floats) of `layer`'s keys for
-    /// positions `0..len` into a contiguous `(len, head_dim)` lease.
-    pub fn head_keys<'s>(
-        &self,
-        s: &'s Scope<'s, HostMemory>,
-        layer: usize,
-        kv_head: usize,
-        head_dim: usize,
-        len: usize,
-    ) -> Result<Lease<'s, f32>, ScratchError> {
-        copy_head(
-            s,
-            self.keys(layer, len),
-            self.kv_dim,
-            kv_head,
-            head_dim,
-            tag!("kv_cache.head_keys"),
-        )
-    }
-
-    /// As [`KvCache::head_keys`], for the values.
-    pub fn head_values<'s>(
-        &self,
-        s: &'s Scope<'s, HostMemory>,
-        layer: usize,
-        kv_head: usize,
-        head_dim: usize,
-        len: usize,
-    ) -> Result<Lease<'s, f32>, ScratchError> {
-        copy_head(
-            s,
-            self.values(layer, len),
-            self.kv_dim,
-            kv_head,
-            head_dim,
-            tag!("kv_cache.head_values"),
-        )
-    }
-}
-
-fn copy_head<'s>(
-    s: &'s Scope<'s, HostMemory>,
-    rows: &[f32],
-    kv_dim: usize,
-    kv_head: usize,
-    head_dim: usize,
-    tag: scratchpad::Tag,
-) -> Result<Lease<'s, f32>, ScratchError> {
-    assert!(
-        (kv_head + 1) * head_dim <= kv_dim,
-        "KvCache: head {kv_head} of {head_dim} outside kv_dim {kv_dim}"
-    );
-    let len = rows.len() / kv_dim;
-    let mut out = s.acquire::<f32>(len * head_dim, tag)?;
-    for (dst, row) in out
-        .chunks_exact_mut(head_dim)
-        .zip(rows.chunks_exact(kv_dim))
-    {
-        dst.copy_from_slice(&row[kv_head * head_dim..(kv_head + 1) * head_dim]);
-    }
-    Ok(out)
 }

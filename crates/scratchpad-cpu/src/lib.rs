@@ -25,14 +25,14 @@ mod rope;
 mod softmax;
 
 pub use activation::swiglu;
-pub use attention::{Attention, AttentionScratch, attention, attention_scratch};
+pub use attention::{Attention, attention, attention_scratch};
 pub use bandwidth::{CEILING_BYTES, ReadBandwidth, read_bandwidth, sum};
 pub use embedding::embed;
-pub use gemm::{Gemm, GemmScratch, gemm, gemm_scratch};
-pub use gemv::{Gemv, gemv};
+pub use gemm::{Gemm, gemm, gemm_scratch};
+pub use gemv::{Gemv, gemv, gemv_scratch};
 pub use isa::{Isa, SIMD_ENV};
 pub use kv_cache::KvCache;
 pub use norm::{RMS_NORM_EPS, rms_norm};
 pub use residual::add_residual;
-pub use rope::{Rope, apply_rope, rope, rope_rotation, rope_scratch, rope_table};
+pub use rope::{Rope, apply_rope, rope, rope_rotation, rope_scratch, rope_table, rope_table_len};
 pub use softmax::softmax;

@@ -5,7 +5,7 @@
 //! lease.
 
 use num_complex::Complex32;
-use scratchpad::{ExecutionContext, HostMemory, ScratchError, tag};
+use scratchpad::{ExecutionContext, HostMemory, ScratchError, ScratchReq, tag};
 
 /// Shape of a [`rope`] over a block of `n_tokens` tokens at positions
 /// `pos..pos + n_tokens`.
@@ -23,9 +23,14 @@ pub struct Rope {
     pub n_tokens: usize,
 }
 
-/// Elements of the table a [`rope`] leases: `n_tokens * head_dim / 2`.
-pub fn rope_scratch(params: &Rope) -> usize {
+/// Rotations in the table of a block: `n_tokens * head_dim / 2`.
+pub fn rope_table_len(params: &Rope) -> usize {
     params.n_tokens * params.head_dim / 2
+}
+
+/// What [`rope`] leases: the table of [`rope_table_len`] rotations.
+pub fn rope_scratch(params: &Rope) -> ScratchReq {
+    ScratchReq::new::<Complex32>(rope_table_len(params))
 }
 
 /// The rotation `e^{i·pos·θ_pair}`, computed in f64 and rounded.
@@ -35,17 +40,17 @@ pub fn rope_rotation(pos: usize, pair: usize, head_dim: usize) -> Complex32 {
     Complex32::new(angle.cos() as f32, angle.sin() as f32)
 }
 
-/// Fills `table` (`n_tokens × head_dim / 2`, the [`rope_scratch`] length)
+/// Fills `table` (`n_tokens × head_dim / 2`, [`rope_table_len`])
 /// with the rotations of positions `pos..pos + n_tokens`. The table depends
 /// only on the positions, so a forward step fills it once for all layers.
 ///
 /// # Panics
 ///
-/// When `table` is not `rope_scratch(params)` long.
+/// When `table` is not `rope_table_len(params)` long.
 pub fn rope_table(params: &Rope, table: &mut [Complex32]) {
     assert_eq!(
         table.len(),
-        rope_scratch(params),
+        rope_table_len(params),
         "rope_table: the table must hold n_tokens × head_dim / 2"
     );
     let half = params.head_dim / 2;
@@ -86,7 +91,7 @@ pub fn apply_rope(params: &Rope, table: &[Complex32], q: &mut [f32], k: &mut [f3
     );
     assert_eq!(
         table.len(),
-        rope_scratch(params),
+        rope_table_len(params),
         "rope: the table must hold n_tokens × head_dim / 2"
     );
     let half = head_dim / 2;
@@ -122,7 +127,7 @@ pub fn rope(
     k: &mut [f32],
 ) -> Result<(), ScratchError> {
     ctx.scratch.scope(|s| {
-        let mut table = s.acquire::<Complex32>(rope_scratch(params), tag!("rope.table"))?;
+        let mut table = s.acquire::<Complex32>(rope_table_len(params), tag!("rope.table"))?;
         rope_table(params, &mut table);
         apply_rope(params, &table, q, k);
         Ok(())

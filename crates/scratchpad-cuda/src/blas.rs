@@ -21,10 +21,13 @@ use cudarc::cublas::sys as blas_sys;
 use cudarc::cublaslt::sys as lt_sys;
 use cudarc::driver::CudaStream;
 
-use crate::{CudaError, DeviceSlice};
+use crate::memory::{bind, sync};
+use crate::{CudaError, DeviceSlice, check_library_major};
 
 /// cuBLAS and cuBLASLt want their workspace 256-byte aligned; pool leases
-/// are 64-byte aligned, so a workspace lease carries this much slack.
+/// are 64-byte aligned, so a workspace lease carries this much slack, and
+/// the library is given exactly the configured size from its first
+/// 256-byte boundary on.
 pub const WORKSPACE_ALIGN: usize = 256;
 
 /// The default workspace: cuBLAS's own default on Hopper is 32 MiB, but
@@ -98,9 +101,21 @@ fn lt(call: &'static str, e: cudarc::cublaslt::result::CublasError) -> CudaError
     CudaError::BlasLt { call, status: e.0 }
 }
 
+/// What a cuBLASLt plan depends on: the shape, the workspace size, and
+/// the alignments of A (the weight), B (the input) and C = D (the output)
+/// the heuristic was told to assume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PlanKey {
+    m: usize,
+    n: usize,
+    k: usize,
+    workspace: usize,
+    align: [u32; 3],
+}
+
 /// One cuBLASLt shape: descriptors and the chosen algorithm.
 struct LtPlan {
-    key: (usize, usize, usize, usize),
+    key: PlanKey,
     desc: lt_sys::cublasLtMatmulDesc_t,
     a: lt_sys::cublasLtMatrixLayout_t,
     b: lt_sys::cublasLtMatrixLayout_t,
@@ -133,14 +148,24 @@ enum Handle {
 pub struct Blas {
     handle: Handle,
     tf32: bool,
+    workspace_bytes: usize,
     stream: Arc<CudaStream>,
 }
 
 impl Blas {
-    /// A handle of `kind` whose products run on `stream`; `tf32` lets the
-    /// library use TF32 tensor cores (off by default in the backend).
-    pub fn new(kind: Matmul, stream: Arc<CudaStream>, tf32: bool) -> Result<Self, CudaError> {
-        stream.context().bind_to_thread()?;
+    /// A handle of `kind` whose products run on `stream`, each given a
+    /// workspace of exactly `workspace_bytes` (a non-zero multiple of
+    /// [`WORKSPACE_ALIGN`]); `tf32` lets the library use TF32 tensor cores
+    /// (off by default in the backend). The library must be of this
+    /// build's CUDA major version.
+    pub fn new(
+        kind: Matmul,
+        stream: Arc<CudaStream>,
+        tf32: bool,
+        workspace_bytes: usize,
+    ) -> Result<Self, CudaError> {
+        check_workspace_bytes(workspace_bytes)?;
+        bind(stream.context())?;
         let handle = match kind {
             Matmul::Cublas => {
                 if !cublas_available() {
@@ -148,6 +173,15 @@ impl Blas {
                         library: "cuBLAS (libcublas)",
                     });
                 }
+                let mut major = 0;
+                // SAFETY: writes one int; needs no handle.
+                blas("cublasGetProperty", unsafe {
+                    blas_sys::cublasGetProperty(
+                        blas_sys::libraryPropertyType_t::MAJOR_VERSION,
+                        &mut major,
+                    )
+                })?;
+                check_library_major("cuBLAS (libcublas)", major)?;
                 let handle =
                     cudarc::cublas::result::create_handle().map_err(|e| CudaError::Blas {
                         call: "cublasCreate",
@@ -186,6 +220,21 @@ impl Blas {
                         library: "cuBLASLt (libcublasLt)",
                     });
                 }
+                let mut major = 0;
+                // SAFETY: writes one int; needs no handle.
+                let status = unsafe {
+                    lt_sys::cublasLtGetProperty(
+                        lt_sys::libraryPropertyType_t::MAJOR_VERSION,
+                        &mut major,
+                    )
+                };
+                if status != lt_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                    return Err(CudaError::BlasLt {
+                        call: "cublasLtGetProperty",
+                        status,
+                    });
+                }
+                check_library_major("cuBLASLt (libcublasLt)", major)?;
                 let handle = cudarc::cublaslt::result::create_handle()
                     .map_err(|e| lt("cublasLtCreate", e))?;
                 Handle::Lt {
@@ -197,8 +246,15 @@ impl Blas {
         Ok(Blas {
             handle,
             tf32,
+            workspace_bytes,
             stream,
         })
+    }
+
+    /// Bytes of the workspace lease a product needs: the configured
+    /// workspace and the slack to align it.
+    pub fn workspace_lease_bytes(&self) -> usize {
+        self.workspace_bytes + WORKSPACE_ALIGN
     }
 
     /// The library in use.
@@ -214,16 +270,18 @@ impl Blas {
         self.tf32
     }
 
-    /// `out (n × m) = x (n × k) · Wᵀ`, with `W (m × k)` row-major as in
-    /// llama2.c, all f32; `workspace` is a lease of at least
-    /// [`WORKSPACE_ALIGN`] bytes (the library may use all of it).
+    /// `out (m × n) = x (m × k) · Wᵀ`, with `W (n × k)` row-major as in
+    /// llama2.c and `m` the tokens, all f32; `workspace` is a lease of
+    /// [`Blas::workspace_lease_bytes`] bytes, of which the library gets
+    /// exactly the configured size.
     ///
-    /// Row-major `W` is column-major `Wᵀ` (k × m, leading dimension k), so
-    /// the column-major product is `outᵀ (m × n) = op_T(Wᵀ) · xᵀ`.
+    /// Row-major `W` is column-major `Wᵀ` (k × n, leading dimension k), so
+    /// the column-major product is `outᵀ (n × m) = op_T(Wᵀ) · xᵀ`.
     ///
     /// # Panics
     ///
-    /// When the lengths do not match the shape.
+    /// When the lengths do not match the shape or the workspace lease is
+    /// shorter than [`Blas::workspace_lease_bytes`].
     pub fn project(
         &mut self,
         x: &DeviceSlice<'_, f32>,
@@ -236,9 +294,9 @@ impl Blas {
             k > 0 && x.len().is_multiple_of(k) && w.len().is_multiple_of(k),
             "project: x and W must be whole rows of k"
         );
-        let (n, m) = (x.len() / k, w.len() / k);
-        assert_eq!(out.len(), n * m, "project: out must hold n × m");
-        if n == 0 || m == 0 {
+        let (m, n) = (x.len() / k, w.len() / k);
+        assert_eq!(out.len(), m * n, "project: out must hold m × n");
+        if m == 0 || n == 0 {
             return Ok(());
         }
         let too_big = |_| CudaError::Shape {
@@ -252,8 +310,8 @@ impl Blas {
             i32::try_from(n).map_err(too_big)?,
             i32::try_from(k).map_err(too_big)?,
         );
-        self.stream.context().bind_to_thread()?;
-        let (ws_ptr, ws_len) = aligned_workspace(workspace);
+        bind(self.stream.context())?;
+        let (ws_ptr, ws_len) = aligned_workspace(workspace, self.workspace_bytes);
         let (alpha, beta) = (1.0f32, 0.0f32);
         match &mut self.handle {
             Handle::Cublas(handle) => {
@@ -278,8 +336,8 @@ impl Blas {
                             handle,
                             blas_sys::cublasOperation_t::CUBLAS_OP_T,
                             blas_sys::cublasOperation_t::CUBLAS_OP_N,
-                            mi,
                             ni,
+                            mi,
                             ki,
                             &alpha,
                             w.device_ptr() as *const f32,
@@ -288,14 +346,24 @@ impl Blas {
                             ki,
                             &beta,
                             out.device_ptr() as *mut f32,
-                            mi,
+                            ni,
                         ),
                     )
                 }
             }
             Handle::Lt { handle, plans } => {
                 let handle = *handle;
-                let key = (m, n, k, ws_len);
+                let key = PlanKey {
+                    m,
+                    n,
+                    k,
+                    workspace: ws_len,
+                    align: [
+                        alignment(w.device_ptr()),
+                        alignment(x.device_ptr()),
+                        alignment(out.device_ptr()),
+                    ],
+                };
                 let index = match plans.iter().position(|p| p.key == key) {
                     Some(i) => i,
                     None => {
@@ -334,21 +402,55 @@ impl Blas {
     }
 }
 
-/// The 256-byte-aligned part of a workspace lease: `(address, bytes)`.
-fn aligned_workspace(workspace: &DeviceSlice<'_, u8>) -> (u64, usize) {
+/// `Ok` for a workspace size the libraries accept as given: non-zero and
+/// a multiple of [`WORKSPACE_ALIGN`].
+pub fn check_workspace_bytes(bytes: usize) -> Result<(), CudaError> {
+    if bytes > 0 && bytes.is_multiple_of(WORKSPACE_ALIGN) {
+        Ok(())
+    } else {
+        Err(CudaError::Workspace { bytes })
+    }
+}
+
+/// The workspace a product gets from its lease: `bytes` bytes from the
+/// lease's first 256-byte boundary, `(address, bytes)`, the same size
+/// whatever the lease's own alignment.
+///
+/// # Panics
+///
+/// When the lease cannot hold `bytes` from that boundary.
+fn aligned_workspace(workspace: &DeviceSlice<'_, u8>, bytes: usize) -> (u64, usize) {
     let start = workspace.device_ptr();
     let aligned = start.next_multiple_of(WORKSPACE_ALIGN as u64);
     let skip = (aligned - start) as usize;
-    let len = workspace.len().saturating_sub(skip) / WORKSPACE_ALIGN * WORKSPACE_ALIGN;
-    if len == 0 { (0, 0) } else { (aligned, len) }
+    assert!(
+        skip + bytes <= workspace.len(),
+        "project: a workspace lease of {} bytes at {start:#x} cannot hold {bytes} aligned bytes",
+        workspace.len()
+    );
+    (aligned, bytes)
+}
+
+/// The alignment cuBLASLt may assume of a matrix at `ptr`: the largest
+/// power of two dividing it, at most 256 bytes (leases are 64-byte
+/// aligned, weight views only 4-byte).
+fn alignment(ptr: u64) -> u32 {
+    1u32 << ptr.trailing_zeros().min(8)
 }
 
 /// Descriptors and the heuristic's best algorithm for one shape.
 fn lt_plan(
     handle: lt_sys::cublasLtHandle_t,
-    (m, n, k, ws_len): (usize, usize, usize, usize),
+    key: PlanKey,
     tf32: bool,
 ) -> Result<LtPlan, CudaError> {
+    let PlanKey {
+        m,
+        n,
+        k,
+        workspace: ws_len,
+        align,
+    } = key;
     use cudarc::cublaslt::result as r;
     let compute = if tf32 {
         lt_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
@@ -359,7 +461,7 @@ fn lt_plan(
     let desc =
         r::create_matmul_desc(compute, f32_type).map_err(|e| lt("cublasLtMatmulDescCreate", e))?;
     let mut plan = LtPlan {
-        key: (m, n, k, ws_len),
+        key,
         desc,
         a: std::ptr::null_mut(),
         b: std::ptr::null_mut(),
@@ -385,21 +487,39 @@ fn lt_plan(
             r::create_matrix_layout(f32_type, rows as u64, cols as u64, ld as i64)
                 .map_err(|e| lt("cublasLtMatrixLayoutCreate", e))
         };
-        // A: Wᵀ stored column-major (k × m, ld k), used transposed.
-        plan.a = layout(k, m, k)?;
-        // B: xᵀ (k × n, ld k). C = D: outᵀ (m × n, ld m).
-        plan.b = layout(k, n, k)?;
-        plan.c = layout(m, n, m)?;
+        // A: Wᵀ stored column-major (k × n, ld k), used transposed.
+        plan.a = layout(k, n, k)?;
+        // B: xᵀ (k × m, ld k). C = D: outᵀ (n × m, ld n).
+        plan.b = layout(k, m, k)?;
+        plan.c = layout(n, m, n)?;
         let pref = r::create_matmul_pref().map_err(|e| lt("cublasLtMatmulPreferenceCreate", e))?;
+        use lt_sys::cublasLtMatmulPreferenceAttributes_t as Pref;
         let ws = ws_len as u64;
-        // SAFETY: live descriptors and preference; the attribute is a u64.
+        let [a_align, b_align, c_align] = align;
+        let set_u32 = |attribute: Pref, value: u32| {
+            // SAFETY: a live preference; alignment attributes are u32.
+            unsafe {
+                r::set_matmul_pref_attribute(
+                    pref,
+                    attribute,
+                    (&value as *const u32).cast(),
+                    size_of::<u32>(),
+                )
+            }
+        };
+        // SAFETY: live descriptors and preference; the workspace attribute
+        // is a u64.
         let heuristic = unsafe {
             r::set_matmul_pref_attribute(
                 pref,
-                lt_sys::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                Pref::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                 (&ws as *const u64).cast(),
                 size_of::<u64>(),
             )
+            .and_then(|()| set_u32(Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, a_align))
+            .and_then(|()| set_u32(Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, b_align))
+            .and_then(|()| set_u32(Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, c_align))
+            .and_then(|()| set_u32(Pref::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, c_align))
             .and_then(|()| {
                 r::get_matmul_algo_heuristic(
                     handle, plan.desc, plan.a, plan.b, plan.c, plan.c, pref,
@@ -429,7 +549,8 @@ fn lt_plan(
 
 impl Drop for Blas {
     fn drop(&mut self) {
-        let _ = self.stream.synchronize();
+        // Products may still run with the handle: wait for them first.
+        self.stream.context().record_err(sync(&self.stream));
         match &mut self.handle {
             Handle::Cublas(handle) => {
                 // SAFETY: the handle is live and destroyed once.
@@ -457,11 +578,37 @@ mod tests {
     }
 
     #[test]
-    fn the_workspace_is_cut_to_256_byte_alignment() {
-        assert_eq!(aligned_workspace(&view(4096, 1024)), (4096, 1024));
-        assert_eq!(aligned_workspace(&view(4096 + 64, 1024)), (4096 + 256, 768));
-        assert_eq!(aligned_workspace(&view(4096 + 64, 1000)), (4096 + 256, 768));
-        assert_eq!(aligned_workspace(&view(4096 + 64, 700)), (4096 + 256, 256));
-        assert_eq!(aligned_workspace(&view(4096 + 64, 100)), (0, 0));
+    fn the_workspace_is_exactly_the_configured_size_whatever_the_lease_alignment() {
+        let bytes = 4096;
+        for offset in [0, 64, 128, 192] {
+            let lease = view(1 << 20 | offset, bytes + WORKSPACE_ALIGN);
+            let (ptr, len) = aligned_workspace(&lease, bytes);
+            assert_eq!(len, bytes, "lease at +{offset}");
+            assert_eq!(ptr % WORKSPACE_ALIGN as u64, 0);
+            assert!(ptr + len as u64 <= lease.device_ptr() + lease.len() as u64);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot hold")]
+    fn a_short_workspace_lease_is_a_bug() {
+        aligned_workspace(&view(4096 + 64, 4096), 4096);
+    }
+
+    #[test]
+    fn workspace_sizes_must_be_whole_256_byte_units() {
+        assert!(check_workspace_bytes(4 << 20).is_ok());
+        for bad in [0, 100, (4 << 20) + 64] {
+            let e = check_workspace_bytes(bad).unwrap_err().to_string();
+            assert!(e.contains("multiple of 256"), "{e}");
+        }
+    }
+
+    #[test]
+    fn alignments_come_from_the_real_pointers() {
+        assert_eq!(alignment(0x7f00_0000_0000), 256);
+        assert_eq!(alignment(0x7f00_0000_0040), 64);
+        assert_eq!(alignment(0x7f00_0000_0004), 4);
+        assert_eq!(alignment(0x7f00_0000_0008 + 4 * 288), 8);
     }
 }

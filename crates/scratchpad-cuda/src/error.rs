@@ -18,6 +18,33 @@ pub enum CudaError {
         /// Devices present.
         found: usize,
     },
+    /// The driver is older than the CUDA release the kernels are compiled
+    /// with: NVRTC 13 emits PTX 9.0, which drivers before the CUDA 13
+    /// series reject. Update the NVIDIA driver.
+    #[error(
+        "the CUDA driver supports CUDA {found_major}.{found_minor}, but this build needs CUDA {needed_major}.0 or newer (NVRTC {needed_major} emits PTX its driver must load); install an NVIDIA driver of the CUDA {needed_major} series (580 or newer)"
+    )]
+    DriverTooOld {
+        /// The driver's CUDA version, major part.
+        found_major: i32,
+        /// The driver's CUDA version, minor part.
+        found_minor: i32,
+        /// The CUDA major version needed.
+        needed_major: i32,
+    },
+    /// A CUDA library of another major version was loaded (cudarc falls
+    /// back to older names, such as `libcublas.so.12`).
+    #[error(
+        "{library} {found}.x was loaded, but this build needs CUDA {needed} libraries; put the CUDA {needed} {library} first on the library path"
+    )]
+    LibraryVersion {
+        /// The library.
+        library: &'static str,
+        /// The major version loaded.
+        found: i32,
+        /// The major version needed.
+        needed: i32,
+    },
     /// The NVRTC library could not be loaded.
     #[error(
         "NVRTC (libnvrtc) is not installed or not on the library path; it compiles the CUDA kernels at run time"
@@ -57,6 +84,12 @@ pub enum CudaError {
         call: &'static str,
         /// What cuBLASLt answered.
         status: cudarc::cublaslt::sys::cublasStatus_t,
+    },
+    /// A matmul workspace size the libraries cannot be given as it is.
+    #[error("a matmul workspace of {bytes} bytes: it must be a non-zero multiple of 256 bytes")]
+    Workspace {
+        /// The size asked for.
+        bytes: usize,
     },
     /// A matrix product the backend cannot express (a dimension beyond
     /// `i32`, or no cuBLASLt algorithm for the shape).

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaGraph, sys};
 
-use crate::{Blas, CudaError, CudaMemory, Kernels, Matmul, context, nvrtc_available};
+use crate::memory::{CaptureReport, check_recorded, sync};
+use crate::{Blas, CudaError, CudaMemory, Kernels, Matmul, check_nvrtc, context};
 
 /// One CUDA device, ready to run the model.
 ///
@@ -20,13 +21,13 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Device `ordinal`, with every kernel compiled and loaded; or why not
-    /// (no driver, no device, no NVRTC, a kernel that does not compile).
+    /// Device `ordinal`, with every kernel compiled for its compute
+    /// capability and loaded; or why not (no driver, a driver older than
+    /// CUDA 13, no device, NVRTC missing or of another version, a kernel
+    /// that does not compile or load).
     pub fn new(ordinal: usize) -> Result<Self, CudaError> {
         let ctx = context(ordinal)?;
-        if !nvrtc_available() {
-            return Err(CudaError::NoNvrtc);
-        }
+        check_nvrtc()?;
         let stream = ctx.new_stream()?;
         let memory = CudaMemory::new(stream);
         let kernels = Kernels::load(&memory)?;
@@ -59,37 +60,62 @@ impl Gpu {
         &self.kernels
     }
 
-    /// A cuBLAS or cuBLASLt handle on this device's stream.
-    pub fn blas(&self, kind: Matmul, tf32: bool) -> Result<Blas, CudaError> {
-        Blas::new(kind, self.memory.stream().clone(), tf32)
+    /// A cuBLAS or cuBLASLt handle on this device's stream, giving each
+    /// product `workspace_bytes` of workspace.
+    pub fn blas(
+        &self,
+        kind: Matmul,
+        tf32: bool,
+        workspace_bytes: usize,
+    ) -> Result<Blas, CudaError> {
+        Blas::new(kind, self.memory.stream().clone(), tf32, workspace_bytes)
     }
 
-    /// Waits for everything queued on the stream.
+    /// Waits for everything queued on the stream, then reports any error
+    /// an earlier call recorded in the context (a failed free or graph
+    /// destruction).
     pub fn synchronize(&self) -> Result<(), CudaError> {
-        Ok(self.memory.stream().synchronize()?)
+        sync(self.memory.stream())?;
+        Ok(check_recorded(&self.ctx)?)
     }
 
     /// Starts capturing the stream's work into a graph instead of running
     /// it. Relaxed mode: the capture does not forbid other threads' CUDA
-    /// calls; the caller makes sure nothing in the captured step allocates
-    /// or synchronises.
+    /// calls. Until [`Gpu::end_capture`], the device memory refuses
+    /// allocations and defers frees, so a pool that would allocate or free
+    /// in the captured step neither records nor breaks anything.
     pub fn begin_capture(&self) -> Result<(), CudaError> {
-        Ok(self
+        check_recorded(&self.ctx)?;
+        self.memory.begin_capture();
+        let begun = self
             .memory
             .stream()
-            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)?)
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED);
+        if let Err(e) = begun {
+            self.memory.end_capture();
+            return Err(e.into());
+        }
+        Ok(())
     }
 
-    /// Ends the capture begun by [`Gpu::begin_capture`] and instantiates it.
-    pub fn end_capture(&self) -> Result<StepGraph, CudaError> {
-        let graph = self
+    /// Ends the capture begun by [`Gpu::begin_capture`] and instantiates
+    /// it, with what the pool's memory saw meanwhile: a graph is usable only
+    /// when the report is clean (no allocation was refused, no free
+    /// deferred), and the caller runs the step eagerly otherwise.
+    pub fn end_capture(&self) -> (Result<StepGraph, CudaError>, CaptureReport) {
+        let ended = self
             .memory
             .stream()
-            .end_capture(sys::CUgraphInstantiate_flags(0))?
-            .ok_or(CudaError::Driver(cudarc::driver::DriverError(
+            .end_capture(sys::CUgraphInstantiate_flags(0));
+        let report = self.memory.end_capture();
+        let graph = match ended {
+            Ok(Some(graph)) => Ok(StepGraph { graph }),
+            Ok(None) => Err(CudaError::Driver(cudarc::driver::DriverError(
                 sys::cudaError_enum::CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
-            )))?;
-        Ok(StepGraph { graph })
+            ))),
+            Err(e) => Err(e.into()),
+        };
+        (graph, report)
     }
 }
 

@@ -11,9 +11,10 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaModule, CudaStream, result};
-use cudarc::nvrtc::Ptx;
+use cudarc::nvrtc::{CompileOptions, Ptx};
 
-use crate::{CudaError, CudaMemory, DeviceSlice, nvrtc_available};
+use crate::memory::bind;
+use crate::{CudaError, CudaMemory, DeviceSlice, check_nvrtc};
 
 /// Every kernel source: `(file, source, entry points)`.
 pub const SOURCES: [(&str, &str, &[&str]); 4] = [
@@ -23,7 +24,11 @@ pub const SOURCES: [(&str, &str, &[&str]); 4] = [
         &["residual_add", "swiglu", "embed", "kv_append"],
     ),
     ("norm.cu", include_str!("../kernels/norm.cu"), &["rms_norm"]),
-    ("rope.cu", include_str!("../kernels/rope.cu"), &["rope"]),
+    (
+        "rope.cu",
+        include_str!("../kernels/rope.cu"),
+        &["rope_table", "apply_rope"],
+    ),
     (
         "attention.cu",
         include_str!("../kernels/attention.cu"),
@@ -41,15 +46,24 @@ const NORM_BLOCK: u32 = 256;
 /// Threads per block of attention (a power of two).
 const ATTENTION_BLOCK: u32 = 128;
 
-/// Compiles every kernel source to PTX.
-pub fn compile_all() -> Result<Vec<(&'static str, Ptx)>, CudaError> {
-    if !nvrtc_available() {
-        return Err(CudaError::NoNvrtc);
-    }
+/// The architecture the kernels are compiled for without a device (the
+/// compile test): Hopper, the lent GPUs' (H100, H200).
+pub const DEFAULT_ARCH: (i32, i32) = (9, 0);
+
+/// Compiles every kernel source to PTX for virtual architecture
+/// `compute_{major}{minor}` (the device's own compute capability when one
+/// is open, [`DEFAULT_ARCH`] otherwise), after checking that NVRTC is
+/// there and of this build's CUDA version.
+pub fn compile_all(arch: (i32, i32)) -> Result<Vec<(&'static str, Ptx)>, CudaError> {
+    check_nvrtc()?;
     SOURCES
         .iter()
         .map(|&(name, source, _)| {
-            cudarc::nvrtc::compile_ptx(source)
+            let options = CompileOptions {
+                options: vec![format!("--gpu-architecture=compute_{}{}", arch.0, arch.1)],
+                ..CompileOptions::default()
+            };
+            cudarc::nvrtc::compile_ptx_with_opts(source, options)
                 .map(|ptx| (name, ptx))
                 .map_err(|e| CudaError::Compile {
                     source_name: name,
@@ -80,6 +94,7 @@ macro_rules! kernel_args {
 }
 
 kernel_args!(A B C);
+kernel_args!(A B C D);
 kernel_args!(A B C D E);
 kernel_args!(A B C D E F G);
 kernel_args!(A B C D E F G H I J);
@@ -102,20 +117,22 @@ pub struct Kernels {
     embed: CudaFunction,
     kv_append: CudaFunction,
     rms_norm: CudaFunction,
-    rope: CudaFunction,
+    rope_table: CudaFunction,
+    apply_rope: CudaFunction,
     attention: CudaFunction,
     _modules: Vec<Arc<CudaModule>>,
 }
 
 impl Kernels {
-    /// Compiles every source with NVRTC and loads it on `memory`'s context;
-    /// launches go on its stream.
+    /// Compiles every source with NVRTC for the device's compute capability
+    /// and loads it on `memory`'s context; launches go on its stream.
     pub fn load(memory: &CudaMemory) -> Result<Self, CudaError> {
         let stream = memory.stream().clone();
         let ctx = stream.context().clone();
+        let arch = ctx.compute_capability()?;
         let mut modules = Vec::new();
         let mut functions = Vec::new();
-        for ((_, ptx), (_, _, entries)) in compile_all()?.into_iter().zip(SOURCES) {
+        for ((_, ptx), (_, _, entries)) in compile_all(arch)?.into_iter().zip(SOURCES) {
             let module = ctx.load_module(ptx)?;
             for entry in entries {
                 functions.push(module.load_function(entry)?);
@@ -130,7 +147,8 @@ impl Kernels {
             embed: next(),
             kv_append: next(),
             rms_norm: next(),
-            rope: next(),
+            rope_table: next(),
+            apply_rope: next(),
             attention: next(),
             stream,
             _modules: modules,
@@ -151,7 +169,7 @@ impl Kernels {
         mut args: impl KernelArgs,
     ) -> Result<(), CudaError> {
         // The driver launches on the calling thread's current context.
-        self.stream.context().bind_to_thread()?;
+        bind(self.stream.context())?;
         args.with_params(|params| {
             // SAFETY: `f` is a kernel of this context (the module is kept
             // alive in `self`); `params` points at one value per kernel
@@ -328,18 +346,56 @@ impl Kernels {
         )
     }
 
+    /// Fills `table` with the rotations of `n_tokens` positions from
+    /// `*pos` on (read on the device): `n_tokens × head_dim / 2` pairs
+    /// `(cos, sin)`, computed in double precision as on the host.
+    ///
+    /// # Panics
+    ///
+    /// When the table is not that long or `head_dim` is odd.
+    pub fn rope_table(
+        &self,
+        table: &mut DeviceSlice<'_, f32>,
+        pos: &DeviceSlice<'_, i32>,
+        head_dim: usize,
+        n_tokens: usize,
+    ) -> Result<(), CudaError> {
+        assert!(head_dim.is_multiple_of(2), "rope_table: head_dim must be even");
+        assert_eq!(
+            table.len(),
+            n_tokens * head_dim,
+            "rope_table: the table must hold n_tokens × head_dim / 2 pairs"
+        );
+        assert_eq!(pos.len(), 1, "rope_table: pos is one value");
+        if table.is_empty() {
+            return Ok(());
+        }
+        self.launch(
+            &self.rope_table,
+            blocks(n_tokens * head_dim / 2, ELEMENTWISE_BLOCK),
+            ELEMENTWISE_BLOCK,
+            0,
+            (
+                table.device_ptr(),
+                pos.device_ptr(),
+                int(head_dim, "head_dim"),
+                int(n_tokens, "tokens"),
+            ),
+        )
+    }
+
     /// Rotates `q` (`n_tokens × n_heads × head_dim`) and `k` (`n_tokens ×
-    /// n_kv_heads × head_dim`) in place for positions `*pos..`, read on the
-    /// device.
+    /// n_kv_heads × head_dim`) in place by a table from
+    /// [`Kernels::rope_table`].
     ///
     /// # Panics
     ///
     /// When the shapes do not match or `head_dim` is odd.
-    pub fn rope(
+    pub fn apply_rope(
         &self,
         q: &mut DeviceSlice<'_, f32>,
         k: &mut DeviceSlice<'_, f32>,
-        pos: &DeviceSlice<'_, i32>,
+        table: &DeviceSlice<'_, f32>,
         shape: &Heads,
     ) -> Result<(), CudaError> {
         let Heads {
@@ -347,24 +403,35 @@ impl Kernels {
             n_kv_heads,
             head_dim,
         } = *shape;
-        assert!(head_dim % 2 == 0, "rope: head_dim must be even");
+        assert!(head_dim.is_multiple_of(2), "apply_rope: head_dim must be even");
         assert!(
             q.len().is_multiple_of(n_heads * head_dim),
-            "rope: q must be whole tokens"
+            "apply_rope: q must be whole tokens"
         );
         let n = q.len() / (n_heads * head_dim);
-        assert_eq!(k.len(), n * n_kv_heads * head_dim, "rope: k must match q");
-        assert_eq!(pos.len(), 1, "rope: pos is one value");
+        assert_eq!(
+            k.len(),
+            n * n_kv_heads * head_dim,
+            "apply_rope: k must match q"
+        );
+        assert_eq!(
+            table.len(),
+            n * head_dim,
+            "apply_rope: the table must match q"
+        );
         let pairs = n * (n_heads + n_kv_heads) * head_dim / 2;
+        if pairs == 0 {
+            return Ok(());
+        }
         self.launch(
-            &self.rope,
+            &self.apply_rope,
             blocks(pairs, ELEMENTWISE_BLOCK),
             ELEMENTWISE_BLOCK,
             0,
             (
                 q.device_ptr(),
                 k.device_ptr(),
-                pos.device_ptr(),
+                table.device_ptr(),
                 int(n_heads, "n_heads"),
                 int(n_kv_heads, "n_kv_heads"),
                 int(head_dim, "head_dim"),

@@ -18,10 +18,14 @@ mod memory;
 mod probe;
 
 pub use blas::{
-    Blas, DEFAULT_WORKSPACE_BYTES, Matmul, WORKSPACE_ALIGN, cublas_available, cublaslt_available,
+    Blas, DEFAULT_WORKSPACE_BYTES, Matmul, WORKSPACE_ALIGN, check_workspace_bytes,
+    cublas_available, cublaslt_available,
 };
 pub use error::CudaError;
 pub use gpu::{Gpu, StepGraph};
-pub use kernels::{Heads, Kernels, RMS_NORM_EPS, SOURCES, compile_all};
-pub use memory::{CudaMemory, CudaPtr, DeviceBuffer, DeviceSlice};
-pub use probe::{context, driver_available, nvrtc_available};
+pub use kernels::{DEFAULT_ARCH, Heads, Kernels, RMS_NORM_EPS, SOURCES, compile_all};
+pub use memory::{CaptureReport, CudaMemory, CudaPtr, DeviceBuffer, DeviceSlice};
+pub use probe::{
+    CUDA_MAJOR, REQUIRE_GPU_ENV, check_driver_version, check_library_major, check_nvrtc, context,
+    driver_available, driver_version, gpu_required, may_skip, nvrtc_available,
+};

@@ -4,18 +4,80 @@
 //! work that used them, in stream order.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytemuck::Pod;
-use cudarc::driver::{CudaStream, DriverError, result};
+use cudarc::driver::{CudaContext, CudaStream, DriverError, result, sys};
 use scratchpad::{BLOCK_ALIGN, Lease, Memory, ScratchError};
 
 use crate::CudaError;
 
 /// Device memory of one context, used in the order of one stream.
+///
+/// Clones share one capture state: while [`CudaMemory::begin_capture`]'s
+/// capture is open, an allocation is refused with an error (it would be
+/// recorded into the graph) and a free is deferred until the capture ends
+/// (freeing waits for the stream, which a capturing stream forbids); the
+/// capture's owner learns of either from [`CudaMemory::end_capture`] and
+/// runs the step eagerly instead.
 #[derive(Clone, Debug)]
 pub struct CudaMemory {
     stream: Arc<CudaStream>,
+    capture: Arc<Mutex<CaptureState>>,
+}
+
+/// What happened to a memory while its stream was captured.
+#[derive(Debug, Default)]
+struct CaptureState {
+    capturing: bool,
+    /// Allocations refused during the capture.
+    refused: u64,
+    /// Blocks released during the capture, freed when it ends.
+    deferred: Vec<u64>,
+}
+
+/// What the pool did with device memory during a capture: nothing, for a
+/// strategy whose addresses are stable once warm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureReport {
+    /// Allocations refused while capturing.
+    pub refused_allocations: u64,
+    /// Frees deferred to the end of the capture.
+    pub deferred_frees: u64,
+}
+
+impl CaptureReport {
+    /// True when the pool neither allocated nor freed during the capture.
+    pub fn is_clean(&self) -> bool {
+        self.refused_allocations == 0 && self.deferred_frees == 0
+    }
+}
+
+/// Makes `ctx` current on this thread. Unlike cudarc's `bind_to_thread`,
+/// it does not consume an error recorded earlier by a drop (which would
+/// return that error and skip the binding): each call here does its own
+/// work and reports its own failure; recorded errors surface at
+/// [`check_recorded`].
+pub(crate) fn bind(ctx: &CudaContext) -> Result<(), DriverError> {
+    if result::ctx::get_current()? != Some(ctx.cu_ctx()) {
+        // SAFETY: the context is alive (borrowed), so its handle is valid.
+        unsafe { result::ctx::set_current(ctx.cu_ctx()) }?;
+    }
+    Ok(())
+}
+
+/// Waits for `stream` after binding its context, each step checked.
+pub(crate) fn sync(stream: &CudaStream) -> Result<(), DriverError> {
+    bind(stream.context())?;
+    // SAFETY: the stream is alive (borrowed).
+    unsafe { result::stream::synchronize(stream.cu_stream()) }
+}
+
+/// An error an earlier call recorded in the context (cudarc records the
+/// failures of its drops there), reported now instead of by whichever
+/// later call would have swallowed it.
+pub(crate) fn check_recorded(ctx: &CudaContext) -> Result<(), DriverError> {
+    ctx.check_err()
 }
 
 /// A device address.
@@ -93,7 +155,10 @@ impl<'a, T> DeviceSlice<'a, T> {
 impl CudaMemory {
     /// Device memory used in the order of `stream`.
     pub fn new(stream: Arc<CudaStream>) -> Self {
-        CudaMemory { stream }
+        CudaMemory {
+            stream,
+            capture: Arc::new(Mutex::new(CaptureState::default())),
+        }
     }
 
     /// The stream every kernel on this memory runs on.
@@ -101,38 +166,90 @@ impl CudaMemory {
         &self.stream
     }
 
-    fn out_of_memory(&self, bytes: usize) -> ScratchError {
-        ScratchError::OutOfMemory {
-            memory: "cuda",
-            requested: bytes,
-            reserved: 0,
-            limit: None,
+    /// Starts refusing allocations and deferring frees: the stream is
+    /// about to be captured.
+    pub fn begin_capture(&self) {
+        let mut state = self.state();
+        state.capturing = true;
+        state.refused = 0;
+    }
+
+    /// Ends the capture state begun by [`CudaMemory::begin_capture`], after
+    /// the stream's capture has ended: frees what was deferred (waiting for
+    /// the stream first) and reports what the pool tried.
+    pub fn end_capture(&self) -> CaptureReport {
+        let (refused, deferred) = {
+            let mut state = self.state();
+            state.capturing = false;
+            (state.refused, std::mem::take(&mut state.deferred))
+        };
+        for &ptr in &deferred {
+            // SAFETY: each block came from `allocate` and was released by
+            // its pool during the capture; nothing uses it any more.
+            unsafe { free_after(&self.stream, ptr) };
+        }
+        CaptureReport {
+            refused_allocations: refused,
+            deferred_frees: deferred.len() as u64,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CaptureState> {
+        self.capture.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failed(&self, bytes: usize, e: DriverError) -> ScratchError {
+        if is_out_of_memory(&e) {
+            ScratchError::OutOfMemory {
+                memory: "cuda",
+                requested: bytes,
+                reserved: 0,
+                limit: None,
+            }
+        } else {
+            ScratchError::MemoryFailed {
+                memory: "cuda",
+                reason: format!("cuMemAlloc of {bytes} bytes: {e}"),
+            }
         }
     }
 }
 
 /// A fresh device block of `bytes` (non-zero) bytes, zeroed in the order
-/// of `stream`, before any later work on it.
+/// of `stream`, before any later work on it. A failed memset frees the
+/// block again.
 fn alloc_zeroed(stream: &CudaStream, bytes: usize) -> Result<u64, DriverError> {
-    stream.context().bind_to_thread()?;
+    bind(stream.context())?;
     // SAFETY: the context is bound to this thread; the size is non-zero.
     let ptr = unsafe { result::malloc_sync(bytes) }?;
     // SAFETY: `ptr` is a fresh allocation of `bytes` bytes; the memset is
     // queued on the stream every later use of the block is queued on.
-    unsafe { result::memset_d8_async(ptr, 0, bytes, stream.cu_stream()) }?;
+    if let Err(e) = unsafe { result::memset_d8_async(ptr, 0, bytes, stream.cu_stream()) } {
+        // SAFETY: nothing was queued on the block (the memset failed).
+        let _ = unsafe { result::free_sync(ptr) };
+        return Err(e);
+    }
     Ok(ptr)
 }
 
 /// Frees a block from [`alloc_zeroed`] once the work queued on `stream`
-/// (which may still use it) has finished.
+/// (which may still use it) has finished. When the stream cannot be
+/// waited for, the block is leaked, never freed under running work, and
+/// the error is recorded in the context for the next check.
 ///
 /// # Safety
 ///
 /// `ptr` came from `alloc_zeroed` and is not used again.
 unsafe fn free_after(stream: &CudaStream, ptr: u64) {
-    let _ = stream.synchronize();
-    // SAFETY: the caller's promise; the stream has drained.
-    let _ = unsafe { result::free_sync(ptr) };
+    let freed = sync(stream).and_then(|()| {
+        // SAFETY: the caller's promise; the stream has drained.
+        unsafe { result::free_sync(ptr) }
+    });
+    stream.context().record_err(freed);
+}
+
+fn is_out_of_memory(e: &DriverError) -> bool {
+    e.0 == sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY
 }
 
 // SAFETY: blocks come from `cuMemAlloc` (256-byte aligned, so aligned to
@@ -148,12 +265,32 @@ unsafe impl Memory for CudaMemory {
     }
 
     fn allocate(&self, bytes: usize) -> Result<CudaPtr, ScratchError> {
-        let ptr = alloc_zeroed(&self.stream, bytes).map_err(|_| self.out_of_memory(bytes))?;
+        {
+            let mut state = self.state();
+            if state.capturing {
+                state.refused += 1;
+                return Err(ScratchError::MemoryFailed {
+                    memory: "cuda",
+                    reason: format!(
+                        "an allocation of {bytes} bytes while the stream is captured into a graph \
+                         (the step runs eagerly instead)"
+                    ),
+                });
+            }
+        }
+        let ptr = alloc_zeroed(&self.stream, bytes).map_err(|e| self.failed(bytes, e))?;
         debug_assert_eq!(ptr as usize % BLOCK_ALIGN, 0);
         Ok(CudaPtr(ptr))
     }
 
     unsafe fn deallocate(&self, ptr: CudaPtr, _bytes: usize) {
+        {
+            let mut state = self.state();
+            if state.capturing {
+                state.deferred.push(ptr.0);
+                return;
+            }
+        }
         // SAFETY: the caller promises `ptr` came from `allocate` and is not
         // used again.
         unsafe { free_after(&self.stream, ptr.0) };
@@ -171,10 +308,16 @@ unsafe impl Memory for CudaMemory {
         CudaPtr(BLOCK_ALIGN as u64)
     }
 
-    unsafe fn zero(&self, ptr: CudaPtr, bytes: usize) {
-        // SAFETY: the caller promises the range lies in a live block; the
-        // memset is ordered before later work on the stream.
-        let _ = unsafe { result::memset_d8_async(ptr.0, 0, bytes, self.stream.cu_stream()) };
+    unsafe fn zero(&self, ptr: CudaPtr, bytes: usize) -> Result<(), ScratchError> {
+        let zeroed = bind(self.stream.context()).and_then(|()| {
+            // SAFETY: the caller promises the range lies in a live block;
+            // the memset is ordered before later work on the stream.
+            unsafe { result::memset_d8_async(ptr.0, 0, bytes, self.stream.cu_stream()) }
+        });
+        zeroed.map_err(|e| ScratchError::MemoryFailed {
+            memory: "cuda",
+            reason: format!("zeroing {bytes} bytes of a lease: {e}"),
+        })
     }
 
     unsafe fn view<'a, T: Pod>(ptr: CudaPtr, len: usize) -> DeviceSlice<'a, T> {
@@ -255,7 +398,7 @@ impl<T: Pod> DeviceBuffer<T> {
         if data.is_empty() {
             return Ok(());
         }
-        self.stream.context().bind_to_thread()?;
+        bind(self.stream.context())?;
         let dst = self.ptr + (offset * size_of::<T>()) as u64;
         // SAFETY: the range lies in this live allocation (checked above);
         // from pageable host memory the driver stages `data` before it
@@ -275,12 +418,12 @@ impl<T: Pod> DeviceBuffer<T> {
         if out.is_empty() {
             return Ok(());
         }
-        self.stream.context().bind_to_thread()?;
+        bind(self.stream.context())?;
         let src = self.ptr + (offset * size_of::<T>()) as u64;
         // SAFETY: the range lies in this live allocation (checked above);
         // `out` is borrowed until the stream has finished the copy.
         unsafe { result::memcpy_dtoh_async(out, src, self.stream.cu_stream()) }?;
-        self.stream.synchronize()?;
+        sync(&self.stream)?;
         Ok(())
     }
 

@@ -1,9 +1,11 @@
 //! [`Config`]: the seven-integer header of a llama2.c checkpoint, validated,
 //! and the sizes that follow from it.
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::ModelError;
+use crate::device::{Matrix, Norm};
 
 /// Bytes of the header: seven little-endian `i32`.
 pub const HEADER_BYTES: usize = 28;
@@ -156,7 +158,7 @@ impl Config {
         let kv_dim = self.kv_dim();
         let mul = |a: usize, b: usize| a.checked_mul(b);
         let mut at = 0usize;
-        let mut take = |n: Option<usize>| -> Option<std::ops::Range<usize>> {
+        let mut take = |n: Option<usize>| -> Option<Range<usize>> {
             let n = n?;
             let start = at;
             at = at.checked_add(n)?;
@@ -205,21 +207,21 @@ impl Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub struct Layout {
-    pub token_embedding: std::ops::Range<usize>,
-    pub rms_att: std::ops::Range<usize>,
-    pub wq: std::ops::Range<usize>,
-    pub wk: std::ops::Range<usize>,
-    pub wv: std::ops::Range<usize>,
-    pub wo: std::ops::Range<usize>,
-    pub rms_ffn: std::ops::Range<usize>,
-    pub w1: std::ops::Range<usize>,
-    pub w2: std::ops::Range<usize>,
-    pub w3: std::ops::Range<usize>,
-    pub rms_final: std::ops::Range<usize>,
+    pub token_embedding: Range<usize>,
+    pub rms_att: Range<usize>,
+    pub wq: Range<usize>,
+    pub wk: Range<usize>,
+    pub wv: Range<usize>,
+    pub wo: Range<usize>,
+    pub rms_ffn: Range<usize>,
+    pub w1: Range<usize>,
+    pub w2: Range<usize>,
+    pub w3: Range<usize>,
+    pub rms_final: Range<usize>,
     /// The two legacy RoPE tables, skipped (recomputed instead).
-    pub rope_tables: std::ops::Range<usize>,
+    pub rope_tables: Range<usize>,
     /// The classifier: the embedding when shared.
-    pub wcls: std::ops::Range<usize>,
+    pub wcls: Range<usize>,
     /// Floats after the header.
     pub total_floats: usize,
     /// Bytes of the whole file.
@@ -227,6 +229,29 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Floats of `matrix` in layer `layer` of `n_layers`.
+    pub fn matrix(&self, matrix: Matrix, layer: usize, n_layers: usize) -> Range<usize> {
+        let all = match matrix {
+            Matrix::Wq => &self.wq,
+            Matrix::Wk => &self.wk,
+            Matrix::Wv => &self.wv,
+            Matrix::Wo => &self.wo,
+            Matrix::W1 => &self.w1,
+            Matrix::W2 => &self.w2,
+            Matrix::W3 => &self.w3,
+        };
+        per_layer(all, layer, n_layers)
+    }
+
+    /// Floats of the RMSNorm weight `norm` of a model of `n_layers`.
+    pub fn norm(&self, norm: Norm, n_layers: usize) -> Range<usize> {
+        match norm {
+            Norm::Attention(l) => per_layer(&self.rms_att, l, n_layers),
+            Norm::FeedForward(l) => per_layer(&self.rms_ffn, l, n_layers),
+            Norm::Final => self.rms_final.clone(),
+        }
+    }
+
     /// The ends of every tensor, in file order: the offsets a truncation
     /// test cuts at.
     pub fn boundaries(&self) -> Vec<usize> {
@@ -249,4 +274,12 @@ impl Layout {
         ends.dedup();
         ends
     }
+}
+
+/// Layer `layer` of a tensor stored for all `n_layers` in turn.
+fn per_layer(all: &Range<usize>, layer: usize, n_layers: usize) -> Range<usize> {
+    assert!(layer < n_layers, "layer {layer} of {n_layers}");
+    let len = all.len() / n_layers;
+    let start = all.start + layer * len;
+    start..start + len
 }

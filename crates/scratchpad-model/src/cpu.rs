@@ -1,22 +1,27 @@
-//! [`CpuBackend`]: the model on the host, with the `scratchpad-cpu` kernels.
-//! Persistent state (the residual stream, the KV cache, the logits) is
-//! owned here; every temporary is a lease, one scope per layer.
+//! [`Cpu`]: the Llama ops on the host, with the `scratchpad-cpu` kernels,
+//! and its persistent state (the residual stream, the KV cache, the
+//! logits; the weights are the checkpoint's). [`CpuBackend`] is the model
+//! on it.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use num_complex::Complex32;
-
-use scratchpad::{ExecutionContext, HostMemory, Pool, ScratchError, tag};
+use scratchpad::{ExecutionContext, HostMemory, Pool};
 use scratchpad_cpu::{
     Attention, Gemm, Gemv, Isa, KvCache, Rope, add_residual, apply_rope, attention, embed, gemm,
-    gemv, rms_norm, rope_scratch, rope_table, swiglu,
+    gemv, rms_norm, rope_table, swiglu,
 };
 
-use crate::{Backend, Checkpoint, Config, ModelError};
+use crate::device::{Buf, Matrix, Norm, Step};
+use crate::{Checkpoint, Config, Device, Llama, ModelError};
 
-/// The Llama forward pass on the CPU.
-pub struct CpuBackend {
-    ctx: ExecutionContext<HostMemory>,
+/// The model on the host.
+pub type CpuBackend = Llama<Cpu>;
+
+/// The host as a [`Device`]: SIMD kernels chosen at run time, parallel
+/// inside the caller's rayon pool.
+pub struct Cpu {
     model: Arc<Checkpoint>,
     cache: KvCache,
     /// The residual stream of a block: `seq_len × dim`.
@@ -25,12 +30,11 @@ pub struct CpuBackend {
     isa: Isa,
 }
 
-impl CpuBackend {
-    /// A backend for `model` whose temporaries come from `scratch`.
-    pub fn new(model: Arc<Checkpoint>, scratch: Pool<HostMemory>) -> Self {
+impl Cpu {
+    /// The host device for `model`, its state allocated here.
+    pub fn new(model: Arc<Checkpoint>) -> Self {
         let c = *model.config();
-        CpuBackend {
-            ctx: ExecutionContext::new(scratch),
+        Cpu {
             cache: KvCache::new(c.n_layers, c.seq_len, c.kv_dim()),
             x: vec![0.0; c.seq_len * c.dim],
             logits: vec![0.0; c.vocab_size],
@@ -39,141 +43,172 @@ impl CpuBackend {
         }
     }
 
-    /// Forces a SIMD path for the matrix products.
+    fn weights(&self, range: Range<usize>) -> &[f32] {
+        &self.model.tensors()[range]
+    }
+
+    fn heads(&self, step: Step) -> Rope {
+        let c = self.model.config();
+        Rope {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim(),
+            pos: step.pos,
+            n_tokens: step.n_tokens,
+        }
+    }
+}
+
+impl CpuBackend {
+    /// `model` on the host, its temporaries leased from `scratch`.
+    pub fn new(model: Arc<Checkpoint>, scratch: Pool<HostMemory>) -> Self {
+        Llama::on(Cpu::new(model), scratch)
+    }
+
+    /// Forces a SIMD path for every kernel.
     pub fn with_isa(mut self, isa: Isa) -> Self {
-        self.isa = isa;
+        self.device.isa = isa;
         self
     }
-
-    /// The execution context.
-    pub fn context(&self) -> &ExecutionContext<HostMemory> {
-        &self.ctx
-    }
 }
 
-/// `out (n × m) = x (n × k) · Wᵀ`, with `W (m × k)`: gemv for one token,
-/// gemm for a block.
-fn project(
-    ctx: &ExecutionContext<HostMemory>,
-    isa: Isa,
-    x: &[f32],
-    w: &[f32],
-    k: usize,
-    out: &mut [f32],
-) -> Result<(), ScratchError> {
-    let (n, m) = (x.len() / k, w.len() / k);
-    if n == 1 {
-        gemv(ctx, &Gemv { m, k, isa }, w, x, out);
-        Ok(())
-    } else {
-        gemm(ctx, &Gemm { m: n, k, n: m, isa }, x, w, out)
-    }
+/// The f32 pairs of a RoPE table as the kernels' rotations.
+fn rotations(table: &[f32]) -> &[Complex32] {
+    bytemuck::cast_slice(table)
 }
 
-impl Backend for CpuBackend {
+impl Device for Cpu {
     type Memory = HostMemory;
 
     fn config(&self) -> &Config {
         self.model.config()
     }
 
-    fn scratch(&self) -> &Pool<HostMemory> {
-        &self.ctx.scratch
+    fn embed(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        tokens: &[u32],
+    ) -> Result<(), ModelError> {
+        let dim = self.model.config().dim;
+        let table = self.model.token_embedding();
+        for (row, &token) in self.x.chunks_exact_mut(dim).zip(tokens) {
+            embed(table, token as usize, row);
+        }
+        Ok(())
     }
 
-    fn forward_block(&mut self, tokens: &[u32], pos: usize) -> Result<(), ModelError> {
-        let CpuBackend {
-            ctx,
-            model,
-            cache,
+    fn rms_norm(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        norm: Norm,
+        rows: Range<usize>,
+        out: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let c = self.model.config();
+        let x = &self.x[rows.start * c.dim..rows.end * c.dim];
+        rms_norm(
             x,
-            logits,
-            isa,
-        } = self;
-        let (ctx, isa) = (&*ctx, *isa);
-        let c = *model.config();
-        let (n, dim, kv_dim, hidden) = (tokens.len(), c.dim, c.kv_dim(), c.hidden_dim);
-        let x = &mut x[..n * dim];
-        for (row, &token) in x.chunks_exact_mut(dim).zip(tokens) {
-            embed(model.token_embedding(), token as usize, row);
-        }
-        let heads = Attention {
+            self.weights(self.model.layout().norm(norm, c.n_layers)),
+            out,
+        );
+        Ok(())
+    }
+
+    fn project(
+        &mut self,
+        ctx: &ExecutionContext<HostMemory>,
+        x: &Buf<'_, Self>,
+        layer: usize,
+        matrix: Matrix,
+        out: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let c = self.model.config();
+        let w = self.weights(self.model.layout().matrix(matrix, layer, c.n_layers));
+        project(ctx, self.isa, x, w, matrix.k(c), out)
+    }
+
+    fn rope_table(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        step: Step,
+        table: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        rope_table(&self.heads(step), bytemuck::cast_slice_mut(&mut table[..]));
+        Ok(())
+    }
+
+    fn apply_rope(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        step: Step,
+        table: &Buf<'_, Self>,
+        q: &mut Buf<'_, Self>,
+        k: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        apply_rope(&self.heads(step), rotations(table), q, k);
+        Ok(())
+    }
+
+    fn kv_append(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        layer: usize,
+        step: Step,
+        k: &Buf<'_, Self>,
+        v: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        self.cache.append(layer, step.pos, k, v);
+        Ok(())
+    }
+
+    fn attention(
+        &mut self,
+        ctx: &ExecutionContext<HostMemory>,
+        layer: usize,
+        step: Step,
+        q: &Buf<'_, Self>,
+        out: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let c = self.model.config();
+        let params = Attention {
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
             head_dim: c.head_dim(),
-            pos,
-            n_queries: n,
-            isa,
+            pos: step.pos,
+            n_queries: step.n_tokens,
+            isa: self.isa,
         };
-        let rotary = Rope {
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim(),
-            pos,
-            n_tokens: n,
-        };
-        ctx.scratch.scope(|s| -> Result<(), ModelError> {
-            // The rotations depend on the positions only: one table for all
-            // layers of the step.
-            let mut rotations =
-                s.acquire::<Complex32>(rope_scratch(&rotary), tag!("rope.table"))?;
-            rope_table(&rotary, &mut rotations);
-            for l in 0..c.n_layers {
-                let w = model.layer(l);
-                s.scope(|s| -> Result<(), ScratchError> {
-                    // Attention: x += wo · attn(rope(wq·xn), rope(wk·xn), wv·xn).
-                    let mut xb = s.acquire::<f32>(n * dim, tag!("layer.xb"))?;
-                    rms_norm(x, w.rms_att, &mut xb);
-                    let mut q = s.acquire::<f32>(n * dim, tag!("layer.q"))?;
-                    let mut k = s.acquire::<f32>(n * kv_dim, tag!("layer.k"))?;
-                    let mut v = s.acquire::<f32>(n * kv_dim, tag!("layer.v"))?;
-                    project(ctx, isa, &xb, w.wq, dim, &mut q)?;
-                    project(ctx, isa, &xb, w.wk, dim, &mut k)?;
-                    project(ctx, isa, &xb, w.wv, dim, &mut v)?;
-                    apply_rope(&rotary, &rotations, &mut q, &mut k);
-                    cache.append(l, pos, &k, &v);
-                    drop((k, v));
-                    let mut att = s.acquire::<f32>(n * dim, tag!("layer.att"))?;
-                    attention(
-                        ctx,
-                        &heads,
-                        &q,
-                        cache.keys(l, pos + n),
-                        cache.values(l, pos + n),
-                        &mut att,
-                    )?;
-                    drop(q);
-                    project(ctx, isa, &att, w.wo, dim, &mut xb)?;
-                    drop(att);
-                    add_residual(x, &xb);
-                    // Feed-forward: x += w2 · (silu(w1·xn) ⊙ w3·xn).
-                    rms_norm(x, w.rms_ffn, &mut xb);
-                    let mut hb = s.acquire::<f32>(n * hidden, tag!("layer.hb"))?;
-                    let mut hb2 = s.acquire::<f32>(n * hidden, tag!("layer.hb2"))?;
-                    project(ctx, isa, &xb, w.w1, dim, &mut hb)?;
-                    project(ctx, isa, &xb, w.w3, dim, &mut hb2)?;
-                    swiglu(&mut hb, &hb2);
-                    drop(hb2);
-                    project(ctx, isa, &hb, w.w2, hidden, &mut xb)?;
-                    add_residual(x, &xb);
-                    Ok(())
-                })?;
-            }
-            let mut xn = s.acquire::<f32>(dim, tag!("final.norm"))?;
-            rms_norm(&x[(n - 1) * dim..], model.rms_final(), &mut xn);
-            gemv(
-                ctx,
-                &Gemv {
-                    m: c.vocab_size,
-                    k: dim,
-                    isa,
-                },
-                model.wcls(),
-                &xn,
-                logits,
-            );
-            Ok(())
-        })
+        let len = step.pos + step.n_tokens;
+        let (keys, values) = (self.cache.keys(layer, len), self.cache.values(layer, len));
+        Ok(attention(ctx, &params, q, keys, values, out)?)
+    }
+
+    fn swiglu(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        gate: &mut Buf<'_, Self>,
+        up: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        swiglu(gate, up);
+        Ok(())
+    }
+
+    fn residual_add(
+        &mut self,
+        _ctx: &ExecutionContext<HostMemory>,
+        delta: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        add_residual(&mut self.x[..delta.len()], delta);
+        Ok(())
+    }
+
+    fn classify(
+        &mut self,
+        ctx: &ExecutionContext<HostMemory>,
+        x: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let (w, k) = (self.model.wcls(), self.model.config().dim);
+        project(ctx, self.isa, x, w, k, &mut self.logits)
     }
 
     fn logits(&self) -> &[f32] {
@@ -183,4 +218,23 @@ impl Backend for CpuBackend {
     fn reset_cache(&mut self) {
         self.cache.reset();
     }
+}
+
+/// `out (m × n) = x (m × k) · Wᵀ`, with `W (n × k)`: gemv for one token,
+/// gemm for a block of `m` tokens.
+fn project(
+    ctx: &ExecutionContext<HostMemory>,
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    k: usize,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
+    let (m, n) = (x.len() / k, w.len() / k);
+    if m == 1 {
+        gemv(ctx, &Gemv { m: n, k, isa }, w, x, out);
+    } else {
+        gemm(ctx, &Gemm { m, k, n, isa }, x, w, out)?;
+    }
+    Ok(())
 }

@@ -1,20 +1,24 @@
-//! [`CudaBackend`]: the model on a CUDA device, with the NVRTC kernels of
-//! `scratchpad-cuda` and cuBLAS or cuBLASLt for the matrix products.
+//! [`Cuda`]: the Llama ops on a CUDA device, with the NVRTC kernels of
+//! `scratchpad-cuda` and cuBLAS or cuBLASLt for the matrix products, and
+//! its persistent state; [`CudaBackend`] is the model on it.
 //!
 //! Persistent state (the weights, uploaded once; the KV cache; the
 //! residual stream; the logits; the step's position and token ids) lives in
-//! device buffers owned here. Every temporary, the matmul workspace
-//! included, is a lease from the device pool, one scope per layer, as on
-//! the CPU.
+//! device buffers owned here. Every op leases its own temporaries from the
+//! device pool (`matmul.scratch`: the matmul workspace; `attn.scratch`: the
+//! attention scores), as the CPU's do.
 //!
 //! With [`CudaOptions::graph`], the decode step is captured once into a CUDA
 //! graph and replayed: the kernels read the position and token id from
 //! device memory written before each replay, and the attention scores are
 //! leased for the whole context, so one graph serves every position. The
 //! graph holds the addresses of the captured step's leases, so capture is
-//! refused on strategies that may hand later steps other addresses, and the
+//! refused on strategies that may hand later steps other addresses; the
 //! graph is dropped and captured again whenever the pool allocates or
-//! frees device memory after the capture.
+//! frees device memory after the capture; and a capture during which the
+//! pool tried to allocate or free is thrown away, the step run eagerly,
+//! and graph replay turned off for the rest of the run (counted in
+//! [`CudaCounters::graph_fallbacks`]).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -22,10 +26,14 @@ use std::sync::Arc;
 use scratchpad::{ExecutionContext, Pool, PoolStats, tag};
 use scratchpad_cuda::{
     Blas, CudaMemory, DEFAULT_WORKSPACE_BYTES, DeviceBuffer, DeviceSlice, Gpu, Heads, Matmul,
-    StepGraph, WORKSPACE_ALIGN,
+    StepGraph, check_workspace_bytes,
 };
 
-use crate::{Backend, Checkpoint, Config, Layout, ModelError};
+use crate::device::{Buf, Matrix, Norm, Step};
+use crate::{Checkpoint, Config, Device, Layout, Llama, ModelError};
+
+/// The model on a CUDA device.
+pub type CudaBackend = Llama<Cuda>;
 
 /// Strategies whose lease addresses repeat from one decode step to the next
 /// once warm, so a captured graph's addresses stay theirs: `planned` serves
@@ -54,7 +62,8 @@ pub struct CudaOptions {
     pub tf32: bool,
     /// Capture the decode step once and replay it.
     pub graph: bool,
-    /// Bytes of the matmul workspace leased each step.
+    /// Bytes of workspace each matrix product is given (a non-zero
+    /// multiple of 256).
     pub workspace_bytes: usize,
 }
 
@@ -84,12 +93,15 @@ pub struct CudaCounters {
     pub replayed_decode_steps: u64,
     /// Graphs captured.
     pub captures: u64,
+    /// Captures thrown away because the pool allocated or freed device
+    /// memory while capturing; graph replay is off after the first.
+    pub graph_fallbacks: u64,
 }
 
-/// The Llama forward pass on a CUDA device.
-pub struct CudaBackend {
+/// A CUDA device as a [`Device`]: one stream, kernels compiled for it,
+/// one cuBLAS or cuBLASLt handle.
+pub struct Cuda {
     gpu: Arc<Gpu>,
-    ctx: ExecutionContext<CudaMemory>,
     config: Config,
     layout: Layout,
     weights: DeviceBuffer<f32>,
@@ -106,27 +118,26 @@ pub struct CudaBackend {
     blas: Blas,
     options: CudaOptions,
     graph: Option<Captured>,
+    /// Set when a capture found the pool allocating or freeing: no more
+    /// captures this run.
+    graph_off: bool,
     counters: CudaCounters,
 }
 
-impl CudaBackend {
-    /// The model on `gpu`, its temporaries leased from `scratch` (a pool
-    /// on `gpu.memory()`); the weights are uploaded here.
+impl Cuda {
+    /// The device for `model` on `gpu`: the weights uploaded, the state
+    /// allocated, the matmul handle made. `strategy` is the pool's, checked
+    /// against graph replay when it is asked for.
     pub fn new(
         gpu: Arc<Gpu>,
         model: &Checkpoint,
-        scratch: Pool<CudaMemory>,
+        strategy: &str,
         options: CudaOptions,
     ) -> Result<Self, ModelError> {
         if options.graph {
-            check_graph_strategy(scratch.strategy_name())?;
+            check_graph_strategy(strategy)?;
         }
-        if options.workspace_bytes == 0 {
-            return Err(ModelError::InvalidOption {
-                option: "workspace bytes",
-                reason: "the matmul workspace must not be empty".into(),
-            });
-        }
+        check_workspace_bytes(options.workspace_bytes)?;
         let c = *model.config();
         let cache = c
             .n_layers
@@ -137,8 +148,7 @@ impl CudaBackend {
                 reason: "the KV cache's size overflows usize".into(),
             })?;
         let memory = gpu.memory();
-        let backend = CudaBackend {
-            ctx: ExecutionContext::new(scratch),
+        let device = Cuda {
             config: c,
             layout: model.layout().clone(),
             weights: DeviceBuffer::from_host(memory, model.tensors())?,
@@ -149,14 +159,15 @@ impl CudaBackend {
             params: DeviceBuffer::zeros(memory, 1 + c.seq_len)?,
             staging: vec![0; 1 + c.seq_len],
             logits: vec![0.0; c.vocab_size],
-            blas: gpu.blas(options.matmul, options.tf32)?,
+            blas: gpu.blas(options.matmul, options.tf32, options.workspace_bytes)?,
             options,
             graph: None,
+            graph_off: false,
             counters: CudaCounters::default(),
             gpu,
         };
-        backend.gpu.synchronize()?;
-        Ok(backend)
+        device.gpu.synchronize()?;
+        Ok(device)
     }
 
     /// The device.
@@ -169,7 +180,7 @@ impl CudaBackend {
         &self.options
     }
 
-    /// Eager and replayed decode steps, and captures, so far.
+    /// Eager and replayed decode steps, captures and fallbacks, so far.
     pub fn counters(&self) -> CudaCounters {
         self.counters
     }
@@ -185,214 +196,283 @@ impl CudaBackend {
             + self.params.len())
     }
 
+    fn heads(&self) -> Heads {
+        Heads {
+            n_heads: self.config.n_heads,
+            n_kv_heads: self.config.n_kv_heads,
+            head_dim: self.config.head_dim(),
+        }
+    }
+
+    fn weights(&self, range: Range<usize>) -> DeviceSlice<'_, f32> {
+        self.weights.slice(range.start, range.len())
+    }
+
+    /// One layer's rows of the cache: `seq_len × kv_dim` floats.
+    fn layer_cache(&self, layer: usize) -> (DeviceSlice<'_, f32>, DeviceSlice<'_, f32>) {
+        let len = self.config.seq_len * self.config.kv_dim();
+        (
+            self.keys.slice(layer * len, len),
+            self.values.slice(layer * len, len),
+        )
+    }
+
     fn backing(stats: &PoolStats) -> (u64, u64) {
         (stats.backing_allocations, stats.backing_frees)
     }
 
-    /// Launches the step's kernels and products on the stream (eagerly, or
-    /// into a graph while capturing). Nothing here waits for the device or
-    /// copies from the host, so it can be captured.
-    fn enqueue(&mut self, n: usize, pos: usize) -> Result<(), ModelError> {
-        let CudaBackend {
-            gpu,
-            ctx,
-            config: c,
-            layout,
-            weights,
-            keys,
-            values,
-            x,
-            logits_device,
-            params,
-            blas,
-            options,
-            ..
-        } = self;
-        let k = gpu.kernels();
-        let c = *c;
-        let (dim, kv_dim, hidden) = (c.dim, c.kv_dim(), c.hidden_dim);
-        let heads = Heads {
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim(),
-        };
-        // One query's scores span the whole context, so a captured decode
-        // step serves every position; a block's span its last position.
-        // The kernel reads the real length from the device either way.
-        let stride = if n == 1 { c.seq_len } else { pos + n };
-        let cache_len = c.seq_len * kv_dim;
-        let params = params.view();
-        let (pos_v, tokens_v) = (params.range(0, 1), params.range(1, n));
-        let weights = weights.view();
-        let tensor = |range: &Range<usize>, l: usize| {
-            let per_layer = range.len() / c.n_layers;
-            weights.range(range.start + l * per_layer, per_layer)
-        };
-        let whole = |range: &Range<usize>| weights.range(range.start, range.len());
-        let mut x = x.slice(0, n * dim);
-        k.embed(&whole(&layout.token_embedding), &tokens_v, &mut x, dim)?;
-        let (keys, values) = (keys.view(), values.view());
-        let workspace_bytes = options.workspace_bytes + WORKSPACE_ALIGN;
-        ctx.scratch.scope(|s| -> Result<(), ModelError> {
-            let workspace = s.acquire::<u8>(workspace_bytes, tag!("matmul.workspace"))?;
-            let ws = DeviceSlice::of(&workspace);
-            for l in 0..c.n_layers {
-                s.scope(|s| -> Result<(), ModelError> {
-                    let (mut layer_keys, mut layer_values) = (
-                        keys.range(l * cache_len, cache_len),
-                        values.range(l * cache_len, cache_len),
-                    );
-                    // Attention: x += wo · attn(rope(wq·xn), rope(wk·xn), wv·xn).
-                    let xb = s.acquire::<f32>(n * dim, tag!("layer.xb"))?;
-                    let mut xb_v = DeviceSlice::of(&xb);
-                    k.rms_norm(&x, &tensor(&layout.rms_att, l), &mut xb_v)?;
-                    let q = s.acquire::<f32>(n * dim, tag!("layer.q"))?;
-                    let kk = s.acquire::<f32>(n * kv_dim, tag!("layer.k"))?;
-                    let v = s.acquire::<f32>(n * kv_dim, tag!("layer.v"))?;
-                    let (mut q_v, mut k_v, mut v_v) = (
-                        DeviceSlice::of(&q),
-                        DeviceSlice::of(&kk),
-                        DeviceSlice::of(&v),
-                    );
-                    blas.project(&xb_v, &tensor(&layout.wq, l), dim, &mut q_v, &ws)?;
-                    blas.project(&xb_v, &tensor(&layout.wk, l), dim, &mut k_v, &ws)?;
-                    blas.project(&xb_v, &tensor(&layout.wv, l), dim, &mut v_v, &ws)?;
-                    k.rope(&mut q_v, &mut k_v, &pos_v, &heads)?;
-                    k.kv_append(
-                        &mut layer_keys,
-                        &mut layer_values,
-                        &k_v,
-                        &v_v,
-                        &pos_v,
-                        kv_dim,
-                    )?;
-                    drop((kk, v));
-                    let att = s.acquire::<f32>(n * dim, tag!("layer.att"))?;
-                    let scores = s.acquire::<f32>(n * c.n_heads * stride, tag!("attn.scores"))?;
-                    let mut att_v = DeviceSlice::of(&att);
-                    k.attention(
-                        &q_v,
-                        &layer_keys,
-                        &layer_values,
-                        &mut att_v,
-                        &mut DeviceSlice::of(&scores),
-                        &pos_v,
-                        &heads,
-                        stride,
-                    )?;
-                    drop((scores, q));
-                    blas.project(&att_v, &tensor(&layout.wo, l), dim, &mut xb_v, &ws)?;
-                    drop(att);
-                    k.residual_add(&mut x, &xb_v)?;
-                    // Feed-forward: x += w2 · (silu(w1·xn) ⊙ w3·xn).
-                    k.rms_norm(&x, &tensor(&layout.rms_ffn, l), &mut xb_v)?;
-                    let hb = s.acquire::<f32>(n * hidden, tag!("layer.hb"))?;
-                    let hb2 = s.acquire::<f32>(n * hidden, tag!("layer.hb2"))?;
-                    let (mut hb_v, mut hb2_v) = (DeviceSlice::of(&hb), DeviceSlice::of(&hb2));
-                    blas.project(&xb_v, &tensor(&layout.w1, l), dim, &mut hb_v, &ws)?;
-                    blas.project(&xb_v, &tensor(&layout.w3, l), dim, &mut hb2_v, &ws)?;
-                    k.swiglu(&mut hb_v, &hb2_v)?;
-                    drop(hb2);
-                    blas.project(&hb_v, &tensor(&layout.w2, l), hidden, &mut xb_v, &ws)?;
-                    k.residual_add(&mut x, &xb_v)?;
-                    Ok(())
-                })?;
-            }
-            let xn = s.acquire::<f32>(dim, tag!("final.norm"))?;
-            let mut xn_v = DeviceSlice::of(&xn);
-            k.rms_norm(
-                &x.range((n - 1) * dim, dim),
-                &whole(&layout.rms_final),
-                &mut xn_v,
-            )?;
-            blas.project(
-                &xn_v,
-                &whole(&layout.wcls),
-                dim,
-                &mut logits_device.view_mut(),
-                &ws,
-            )?;
-            Ok(())
-        })
-    }
-
-    /// Captures the step [`CudaBackend::enqueue`] would launch into a graph,
-    /// then replays it once (capture does not run anything).
-    fn capture(&mut self, pos: usize) -> Result<(), ModelError> {
-        let before = Self::backing(&self.ctx.scratch.stats());
+    /// Captures the decode step the recipe launches into a graph, then
+    /// replays it once (capture runs nothing). When the pool allocated or
+    /// freed during the capture, the graph is thrown away, the step runs
+    /// eagerly, and no later step is captured.
+    fn capture(
+        &mut self,
+        ctx: &ExecutionContext<CudaMemory>,
+        token: u32,
+        pos: usize,
+    ) -> Result<(), ModelError> {
+        let before = Self::backing(&ctx.scratch.stats());
         self.gpu.begin_capture()?;
-        let queued = self.enqueue(1, pos);
+        let queued = crate::llama::forward(self, ctx, &[token], pos);
         // End the capture whatever happened, or the stream stays capturing.
-        let graph = self.gpu.end_capture();
+        let (graph, report) = self.gpu.end_capture();
+        let after = Self::backing(&ctx.scratch.stats());
+        if !report.is_clean() || after != before {
+            drop(graph);
+            self.graph_off = true;
+            self.counters.graph_fallbacks += 1;
+            self.gpu.synchronize()?;
+            crate::llama::forward(self, ctx, &[token], pos)?;
+            self.counters.eager_decode_steps += 1;
+            return Ok(());
+        }
         queued?;
         let graph = graph?;
-        let after = Self::backing(&self.ctx.scratch.stats());
-        if after.1 != before.1 {
-            // A free during capture would have synchronised the stream and
-            // invalidated the capture; this cannot pass silently.
-            return Err(ModelError::GraphNeedsStableAddresses {
-                strategy: self.ctx.scratch.strategy_name().to_string(),
-            });
-        }
         graph.replay()?;
         self.graph = Some(Captured {
             graph,
             backing: after,
         });
         self.counters.captures += 1;
+        self.counters.replayed_decode_steps += 1;
         Ok(())
     }
 }
 
-impl Backend for CudaBackend {
+impl CudaBackend {
+    /// `model` on `gpu`, its temporaries leased from `scratch` (a pool on
+    /// `gpu.memory()`); the weights are uploaded here.
+    pub fn new(
+        gpu: Arc<Gpu>,
+        model: &Checkpoint,
+        scratch: Pool<CudaMemory>,
+        options: CudaOptions,
+    ) -> Result<Self, ModelError> {
+        let device = Cuda::new(gpu, model, scratch.strategy_name(), options)?;
+        Ok(Llama::on(device, scratch))
+    }
+
+    /// The device.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        self.device.gpu()
+    }
+
+    /// How the backend runs.
+    pub fn options(&self) -> &CudaOptions {
+        self.device.options()
+    }
+
+    /// Eager and replayed decode steps, captures and fallbacks, so far.
+    pub fn counters(&self) -> CudaCounters {
+        self.device.counters()
+    }
+
+    /// Device bytes held outside the pool for the whole run.
+    pub fn persistent_device_bytes(&self) -> usize {
+        self.device.persistent_device_bytes()
+    }
+}
+
+impl Device for Cuda {
     type Memory = CudaMemory;
 
     fn config(&self) -> &Config {
         &self.config
     }
 
-    fn scratch(&self) -> &Pool<CudaMemory> {
-        &self.ctx.scratch
+    fn embed(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        tokens: &[u32],
+    ) -> Result<(), ModelError> {
+        // The ids were staged in `params` before the step (a replayed
+        // graph reads new ones from there).
+        let (n, dim) = (tokens.len(), self.config.dim);
+        let table = self.weights(self.layout.token_embedding.clone());
+        let ids = self.params.slice(1, n);
+        let mut x = self.x.slice(0, n * dim);
+        self.gpu.kernels().embed(&table, &ids, &mut x, dim)?;
+        Ok(())
     }
 
-    fn forward_block(&mut self, tokens: &[u32], pos: usize) -> Result<(), ModelError> {
-        let n = tokens.len();
-        // The step's position and ids, where the kernels read them. The
-        // copy is staged before it returns and ordered before the step.
-        self.staging[0] = pos as i32;
-        for (slot, &token) in self.staging[1..=n].iter_mut().zip(tokens) {
-            *slot = token as i32;
-        }
-        self.params.upload(0, &self.staging[..=n])?;
-        if self.options.graph && n == 1 {
-            let backing = Self::backing(&self.ctx.scratch.stats());
-            match &self.graph {
-                Some(captured) if captured.backing == backing => {
-                    captured.graph.replay()?;
-                    self.counters.replayed_decode_steps += 1;
-                }
-                // The first decode step runs eagerly: it is the one a
-                // planned pool measures, and the one that warms the others.
-                _ if self.counters.eager_decode_steps == 0 => {
-                    self.graph = None;
-                    self.enqueue(1, pos)?;
-                    self.counters.eager_decode_steps += 1;
-                }
-                // No graph yet, or the pool's memory changed since: capture.
-                _ => {
-                    self.graph = None;
-                    self.capture(pos)?;
-                    self.counters.replayed_decode_steps += 1;
-                }
-            }
-        } else {
-            self.enqueue(n, pos)?;
-            if n == 1 {
-                self.counters.eager_decode_steps += 1;
-            }
-        }
-        self.logits_device.download(0, &mut self.logits)?;
+    fn rms_norm(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        norm: Norm,
+        rows: Range<usize>,
+        out: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let dim = self.config.dim;
+        let weight = self.weights(self.layout.norm(norm, self.config.n_layers));
+        let x = self.x.slice(rows.start * dim, rows.len() * dim);
+        self.gpu
+            .kernels()
+            .rms_norm(&x, &weight, &mut DeviceSlice::of(out))?;
         Ok(())
+    }
+
+    fn project(
+        &mut self,
+        ctx: &ExecutionContext<CudaMemory>,
+        x: &Buf<'_, Self>,
+        layer: usize,
+        matrix: Matrix,
+        out: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let range = self.layout.matrix(matrix, layer, self.config.n_layers);
+        let k = matrix.k(&self.config);
+        let Cuda { weights, blas, .. } = self;
+        let w = weights.slice(range.start, range.len());
+        product(ctx, blas, x, &w, k, &mut DeviceSlice::of(out))
+    }
+
+    fn rope_table(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        step: Step,
+        table: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let pos = self.params.slice(0, 1);
+        self.gpu.kernels().rope_table(
+            &mut DeviceSlice::of(table),
+            &pos,
+            self.config.head_dim(),
+            step.n_tokens,
+        )?;
+        Ok(())
+    }
+
+    fn apply_rope(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        _step: Step,
+        table: &Buf<'_, Self>,
+        q: &mut Buf<'_, Self>,
+        k: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        self.gpu.kernels().apply_rope(
+            &mut DeviceSlice::of(q),
+            &mut DeviceSlice::of(k),
+            &DeviceSlice::of(table),
+            &self.heads(),
+        )?;
+        Ok(())
+    }
+
+    fn kv_append(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        layer: usize,
+        _step: Step,
+        k: &Buf<'_, Self>,
+        v: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let kv_dim = self.config.kv_dim();
+        let pos = self.params.slice(0, 1);
+        let (mut keys, mut values) = self.layer_cache(layer);
+        self.gpu.kernels().kv_append(
+            &mut keys,
+            &mut values,
+            &DeviceSlice::of(k),
+            &DeviceSlice::of(v),
+            &pos,
+            kv_dim,
+        )?;
+        Ok(())
+    }
+
+    fn attention(
+        &mut self,
+        ctx: &ExecutionContext<CudaMemory>,
+        layer: usize,
+        step: Step,
+        q: &Buf<'_, Self>,
+        out: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let c = self.config;
+        let n = step.n_tokens;
+        // One query's scores span the whole context, so a captured decode
+        // step serves every position; a block's span its last position.
+        // The kernel reads the real position from the device either way.
+        let stride = if n == 1 { c.seq_len } else { step.pos + n };
+        let heads = self.heads();
+        let pos = self.params.slice(0, 1);
+        let (keys, values) = self.layer_cache(layer);
+        ctx.scratch.scope(|s| -> Result<(), ModelError> {
+            let scores = s.acquire::<f32>(n * c.n_heads * stride, tag!("attn.scratch"))?;
+            self.gpu.kernels().attention(
+                &DeviceSlice::of(q),
+                &keys,
+                &values,
+                &mut DeviceSlice::of(out),
+                &mut DeviceSlice::of(&scores),
+                &pos,
+                &heads,
+                stride,
+            )?;
+            Ok(())
+        })
+    }
+
+    fn swiglu(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        gate: &mut Buf<'_, Self>,
+        up: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        self.gpu
+            .kernels()
+            .swiglu(&mut DeviceSlice::of(gate), &DeviceSlice::of(up))?;
+        Ok(())
+    }
+
+    fn residual_add(
+        &mut self,
+        _ctx: &ExecutionContext<CudaMemory>,
+        delta: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let mut x = self.x.slice(0, delta.len());
+        self.gpu
+            .kernels()
+            .residual_add(&mut x, &DeviceSlice::of(delta))?;
+        Ok(())
+    }
+
+    fn classify(
+        &mut self,
+        ctx: &ExecutionContext<CudaMemory>,
+        x: &Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let range = self.layout.wcls.clone();
+        let dim = self.config.dim;
+        let Cuda {
+            weights,
+            blas,
+            logits_device,
+            ..
+        } = self;
+        let w = weights.slice(range.start, range.len());
+        product(ctx, blas, x, &w, dim, &mut logits_device.view_mut())
     }
 
     fn logits(&self) -> &[f32] {
@@ -403,4 +483,71 @@ impl Backend for CudaBackend {
         // Nothing to clear: a step reads only the rows its prompt wrote
         // (positions up to its own), so stale rows are never seen.
     }
+
+    fn run_step(
+        &mut self,
+        ctx: &ExecutionContext<CudaMemory>,
+        tokens: &[u32],
+        pos: usize,
+    ) -> Result<(), ModelError> {
+        // Checked here too: the kernels trust the staged position.
+        crate::llama::check_step(&self.config, tokens, pos)?;
+        let n = tokens.len();
+        if n == 0 {
+            return Ok(());
+        }
+        // The step's position and ids, where the kernels read them. The
+        // copy is staged before it returns and ordered before the step.
+        self.staging[0] = pos as i32;
+        for (slot, &token) in self.staging[1..=n].iter_mut().zip(tokens) {
+            *slot = token as i32;
+        }
+        self.params.upload(0, &self.staging[..=n])?;
+        if self.options.graph && !self.graph_off && n == 1 {
+            let backing = Self::backing(&ctx.scratch.stats());
+            match &self.graph {
+                Some(captured) if captured.backing == backing => {
+                    captured.graph.replay()?;
+                    self.counters.replayed_decode_steps += 1;
+                }
+                // The first decode step runs eagerly: it is the one a
+                // planned pool measures, and the one that warms the others.
+                _ if self.counters.eager_decode_steps == 0 => {
+                    self.graph = None;
+                    crate::llama::forward(self, ctx, tokens, pos)?;
+                    self.counters.eager_decode_steps += 1;
+                }
+                // No graph yet, or the pool's memory changed since: capture.
+                _ => {
+                    self.graph = None;
+                    self.capture(ctx, tokens[0], pos)?;
+                }
+            }
+        } else {
+            crate::llama::forward(self, ctx, tokens, pos)?;
+            if n == 1 {
+                self.counters.eager_decode_steps += 1;
+            }
+        }
+        self.logits_device.download(0, &mut self.logits)?;
+        self.gpu.synchronize()?;
+        Ok(())
+    }
+}
+
+/// `out = x · Wᵀ` through the device's matmul library, with a workspace
+/// leased for the product under `matmul.scratch`.
+fn product(
+    ctx: &ExecutionContext<CudaMemory>,
+    blas: &mut Blas,
+    x: &Buf<'_, Cuda>,
+    w: &DeviceSlice<'_, f32>,
+    k: usize,
+    out: &mut DeviceSlice<'_, f32>,
+) -> Result<(), ModelError> {
+    ctx.scratch.scope(|s| -> Result<(), ModelError> {
+        let workspace = s.acquire::<u8>(blas.workspace_lease_bytes(), tag!("matmul.scratch"))?;
+        blas.project(&DeviceSlice::of(x), w, k, out, &DeviceSlice::of(&workspace))?;
+        Ok(())
+    })
 }

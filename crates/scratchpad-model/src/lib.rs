@@ -1,17 +1,22 @@
 //! The Llama model of the scratchpad runtime: llama2.c checkpoints
 //! ([`Checkpoint`], memory-mapped) and tokenizers ([`Tokenizer`]), the
-//! [`Sampler`], the forward pass ([`Transformer`]) over a small [`Backend`]
-//! trait with a CPU adapter ([`CpuBackend`]) and a CUDA one ([`CudaBackend`]), `run.c`'s generation loop
-//! ([`generate`]), and the synthetic model ([`synthetic`]) that needs no
-//! files.
+//! [`Sampler`], the forward pass written once ([`llama::forward`]) over the
+//! ops of a [`Device`] ([`Cpu`], [`Cuda`]), the model on a device
+//! ([`Llama`]: [`CpuBackend`], [`CudaBackend`]) behind the object-safe
+//! [`Backend`], the driver ([`Transformer`]), the one place a device is
+//! chosen ([`Engine`]), `run.c`'s generation loop ([`generate`]), and the
+//! synthetic model ([`synthetic`]) that needs no files.
 
 mod backend;
 mod checkpoint;
 mod config;
 mod cpu;
 mod cuda;
+pub mod device;
+mod engine;
 mod error;
 mod generate;
+pub mod llama;
 mod sampler;
 pub mod synthetic;
 mod tokenizer;
@@ -20,10 +25,16 @@ mod transformer;
 pub use backend::Backend;
 pub use checkpoint::{Checkpoint, LayerWeights};
 pub use config::{Config, HEADER_BYTES, Layout};
-pub use cpu::CpuBackend;
-pub use cuda::{CudaBackend, CudaCounters, CudaOptions, GRAPH_STRATEGIES, check_graph_strategy};
+pub use cpu::{Cpu, CpuBackend};
+pub use cuda::{
+    Cuda, CudaBackend, CudaCounters, CudaOptions, GRAPH_STRATEGIES, check_graph_strategy,
+};
+pub use device::Device;
+pub use engine::{DeviceChoice, Engine, host_simd};
 pub use error::ModelError;
 pub use generate::{Generation, generate};
+pub use llama::Llama;
 pub use sampler::{Sampler, argmax};
+pub use scratchpad_cuda::Matmul;
 pub use tokenizer::{BOS, EOS, Tokenizer, printable};
 pub use transformer::Transformer;

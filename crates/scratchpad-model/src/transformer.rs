@@ -7,8 +7,10 @@ use scratchpad::Phase;
 
 use crate::{Backend, Config, ModelError};
 
-/// A Llama model on a backend.
-pub struct Transformer<B: Backend> {
+/// A Llama model on a backend: a concrete one (`Transformer<CpuBackend>`)
+/// or one chosen at run time (`Transformer<Box<dyn Backend>>`, from
+/// [`crate::Engine`]).
+pub struct Transformer<B: Backend = Box<dyn Backend>> {
     backend: B,
 }
 
@@ -28,27 +30,8 @@ impl<B: Backend> Transformer<B> {
         &self.backend
     }
 
-    fn check(&self, tokens: &[u32], pos: usize) -> Result<(), ModelError> {
-        let c = self.backend.config();
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ModelError::InvalidToken {
-                token,
-                vocab_size: c.vocab_size,
-            });
-        }
-        let end = pos + tokens.len();
-        if end > c.seq_len {
-            return Err(ModelError::BeyondContext {
-                what: "position",
-                value: end - 1,
-                seq_len: c.seq_len,
-            });
-        }
-        Ok(())
-    }
-
     fn step(&mut self, phase: Phase, tokens: &[u32], pos: usize) -> Result<&[f32], ModelError> {
-        self.check(tokens, pos)?;
+        crate::llama::check_step(self.backend.config(), tokens, pos)?;
         if tokens.is_empty() {
             return Ok(self.backend.logits());
         }

@@ -29,6 +29,17 @@ pub enum ScratchError {
         /// The pool's reservation limit, if one is set.
         limit: Option<usize>,
     },
+    /// The backing memory failed for another reason than exhaustion: a
+    /// device error, or a memory that may not allocate or free right now
+    /// (a CUDA stream being captured into a graph). The reason says
+    /// whether a retry can help.
+    #[error("{memory} memory failed: {reason}")]
+    MemoryFailed {
+        /// Which memory failed.
+        memory: &'static str,
+        /// What went wrong, from the memory.
+        reason: String,
+    },
     /// A request larger than the pool can ever hold. Retrying cannot help.
     #[error("a request of {requested} bytes can never fit: the limit is {limit} bytes")]
     NeverFits {

@@ -60,13 +60,15 @@ pub unsafe trait Memory: Send + 'static {
     /// dereferenced.
     fn dangling() -> Self::Ptr;
 
-    /// Sets `bytes` bytes at `ptr` to zero.
+    /// Sets `bytes` bytes at `ptr` to zero (on a device: queues the
+    /// memset before any later work). An error means the bytes may not be
+    /// zero; the lease is then released and the error returned.
     ///
     /// # Safety
     ///
     /// `[ptr, ptr + bytes)` lies inside one live block of this memory and no
     /// one else accesses it during the call.
-    unsafe fn zero(&self, ptr: Self::Ptr, bytes: usize);
+    unsafe fn zero(&self, ptr: Self::Ptr, bytes: usize) -> Result<(), ScratchError>;
 
     /// A view of `len` elements of `T` at `ptr`, valid for `'a`.
     ///
@@ -159,10 +161,11 @@ unsafe impl Memory for HostMemory {
         HostPtr(std::ptr::without_provenance_mut(BLOCK_ALIGN))
     }
 
-    unsafe fn zero(&self, ptr: HostPtr, bytes: usize) {
+    unsafe fn zero(&self, ptr: HostPtr, bytes: usize) -> Result<(), ScratchError> {
         // SAFETY: the caller promises the range is inside a live block and
         // not accessed by anyone else during the call.
-        unsafe { std::ptr::write_bytes(ptr.0, 0, bytes) }
+        unsafe { std::ptr::write_bytes(ptr.0, 0, bytes) };
+        Ok(())
     }
 
     unsafe fn view<'a, T: Pod>(ptr: HostPtr, len: usize) -> &'a mut [T] {

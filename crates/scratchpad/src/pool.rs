@@ -384,13 +384,13 @@ impl<M: Memory> Core<M> {
     }
 
     /// Zeroes `bytes` bytes of the live lease in `slot` at `ptr`.
-    pub(crate) fn zero(&self, slot: u32, ptr: M::Ptr, bytes: usize) {
+    pub(crate) fn zero(&self, slot: u32, ptr: M::Ptr, bytes: usize) -> Result<(), ScratchError> {
         debug_assert!(self.slots[slot as usize].depth != VACANT);
         // SAFETY: `ptr` is the start of the live lease in `slot`, which the
         // strategy granted at least `bytes` bytes inside one of its blocks;
         // the lease has not been handed to its owner yet, so no one else
         // accesses those bytes.
-        unsafe { self.memory().zero(ptr, bytes) };
+        unsafe { self.memory().zero(ptr, bytes) }
     }
 
     /// The grant must lie in bounds, be aligned, and overlap no live lease.

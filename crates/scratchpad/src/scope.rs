@@ -135,11 +135,15 @@ impl<'p, M: Memory> Scope<'p, M> {
     ) -> Result<Lease<'_, T, M>, ScratchError> {
         let mut core = self.core.borrow_mut();
         let (slot, ptr, fresh) = core.acquire(bytes, align, tag, self.depth)?;
-        if zeroed && !fresh {
-            core.zero(slot, ptr, bytes);
-        }
+        let zeroing = if zeroed && !fresh {
+            core.zero(slot, ptr, bytes)
+        } else {
+            Ok(())
+        };
         drop(core);
-        Ok(Lease::new(self.core, ptr, len, slot))
+        let lease = Lease::new(self.core, ptr, len, slot);
+        // A failed memset releases the lease (its drop) with the error.
+        zeroing.map(|()| lease)
     }
 
     /// Runs `f` in a scope nested in this one.

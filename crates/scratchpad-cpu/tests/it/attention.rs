@@ -83,9 +83,8 @@ fn attention_matches_the_reference_for_one_query_and_blocks() {
 }
 
 #[test]
-fn the_kv_cache_stores_resets_and_copies_heads() {
-    let ctx = context();
-    let (kv_dim, head_dim) = (12, 4);
+fn the_kv_cache_stores_and_resets() {
+    let kv_dim = 12;
     let mut cache = KvCache::new(3, 10, kv_dim);
     let (k, v) = (random(5 * kv_dim, 1), random(5 * kv_dim, 2));
     cache.append(2, 3, &k, &v);
@@ -95,16 +94,6 @@ fn the_kv_cache_stores_resets_and_copies_heads() {
         cache.keys(1, 10).iter().all(|&x| x == 0.0),
         "other layers untouched"
     );
-    ctx.scratch.scope(|s| {
-        let head = cache.head_keys(s, 2, 1, head_dim, 8).unwrap();
-        assert_eq!(head.len(), 8 * head_dim);
-        assert_eq!(
-            &head[3 * head_dim..4 * head_dim],
-            &k[head_dim..2 * head_dim]
-        );
-        let head_v = cache.head_values(s, 2, 2, head_dim, 8).unwrap();
-        assert_eq!(&head_v[7 * head_dim..], &v[4 * kv_dim + 2 * head_dim..]);
-    });
     cache.reset();
     assert!(cache.keys(2, 10).iter().all(|&x| x == 0.0));
 }

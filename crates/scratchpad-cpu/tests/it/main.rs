@@ -7,4 +7,5 @@ mod gemm;
 mod gemv;
 mod pointwise;
 mod rope;
+mod scratch;
 mod support;

@@ -8,15 +8,17 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use scratchpad::{ExecutionContext, HostMemory, Pool, PoolOptions, STRATEGY_NAMES};
+use scratchpad::{ExecutionContext, HostMemory, Phase, Pool, PoolOptions, STRATEGY_NAMES};
 use scratchpad_cpu::{
     Attention, Gemm, Gemv, Isa, Rope, add_residual, attention, embed, gemm, gemv, rms_norm, rope,
     swiglu,
 };
-use scratchpad_cuda::{DeviceBuffer, Gpu, Heads, Matmul, WORKSPACE_ALIGN};
+use scratchpad_cuda::{
+    CudaError, DeviceBuffer, Gpu, Heads, Matmul, WORKSPACE_ALIGN, gpu_required, may_skip,
+};
 use scratchpad_model::{
-    BOS, Backend, Checkpoint, CudaBackend, CudaOptions, GRAPH_STRATEGIES, ModelError, Transformer,
-    argmax, check_graph_strategy, synthetic,
+    BOS, Backend, Checkpoint, CpuBackend, CudaBackend, CudaOptions, GRAPH_STRATEGIES, ModelError,
+    Transformer, argmax, check_graph_strategy, synthetic,
 };
 
 use crate::support::{reference_logits, reference_tokens, stories, transformer};
@@ -27,16 +29,23 @@ fn skip(why: &str) {
 
 /// The device, shared by the tests of this binary and used by one at a
 /// time (a capture on the shared stream must not record another test's
-/// work); `None` after saying why the test skipped.
+/// work); `None` after saying why the test skipped (no driver or device,
+/// and `SCRATCHPAD_REQUIRE_GPU` unset). Any other failure fails the test.
 fn gpu() -> Option<(MutexGuard<'static, ()>, Arc<Gpu>)> {
-    static GPU: OnceLock<Result<Arc<Gpu>, String>> = OnceLock::new();
+    static GPU: OnceLock<Result<Arc<Gpu>, (String, bool)>> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
-    match GPU.get_or_init(|| Gpu::new(0).map(Arc::new).map_err(|e| e.to_string())) {
+    let opened = GPU.get_or_init(|| {
+        Gpu::new(0)
+            .map(Arc::new)
+            .map_err(|e| (e.to_string(), may_skip(&e, gpu_required())))
+    });
+    match opened {
         Ok(gpu) => Some((LOCK.lock().unwrap_or_else(|e| e.into_inner()), gpu.clone())),
-        Err(why) => {
+        Err((why, true)) => {
             skip(why);
             None
         }
+        Err((why, false)) => panic!("the GPU cannot be used: {why}"),
     }
 }
 
@@ -178,10 +187,13 @@ fn rope_and_attention_match_the_cpu() {
             DeviceBuffer::from_host(mem, &q0).unwrap(),
             DeviceBuffer::from_host(mem, &k0).unwrap(),
         );
-        kern.rope(
+        let mut table = DeviceBuffer::<f32>::zeros(mem, n * head_dim).unwrap();
+        kern.rope_table(&mut table.view_mut(), &pos_d.view(), head_dim, n)
+            .unwrap();
+        kern.apply_rope(
             &mut qd.view_mut(),
             &mut kd.view_mut(),
-            &pos_d.view(),
+            &table.view(),
             &shape,
         )
         .unwrap();
@@ -304,7 +316,7 @@ fn both_matmul_libraries_match_the_cpu() {
     let ctx = host_ctx();
     let workspace = DeviceBuffer::<u8>::zeros(mem, (4 << 20) + WORKSPACE_ALIGN).unwrap();
     for matmul in Matmul::ALL {
-        let mut blas = gpu.blas(matmul, false).unwrap();
+        let mut blas = gpu.blas(matmul, false, 4 << 20).unwrap();
         for (n, m, k) in [
             (1, 288, 288),
             (1, 32000, 288),
@@ -584,6 +596,88 @@ fn graph_capture_is_refused_on_unstable_strategies() {
     };
     assert!(matches!(
         CudaBackend::new(gpu.clone(), &model, pool, empty),
-        Err(ModelError::InvalidOption { .. })
+        Err(ModelError::Cuda(CudaError::Workspace { bytes: 0 }))
     ));
+}
+
+#[test]
+fn the_gpu_leases_under_the_same_tags_as_the_cpu() {
+    let model = Arc::new(synthetic::checkpoint("synth-260k", synthetic::DEFAULT_SEED).unwrap());
+    let tags = |t: &dyn Backend| {
+        let mut names: Vec<&str> = t.scratch().tag_stats().iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        names
+    };
+    let mut cpu = transformer(&model, "planned");
+    cpu.reserve(9, 40).unwrap();
+    let mut expected: Vec<&str> = scratchpad_model::llama::TAGS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(tags(cpu.backend()), expected, "the CPU's rows");
+    let Some((_guard, gpu)) = gpu() else { return };
+    let mut t = on_gpu(&gpu, &model, "planned", CudaOptions::default());
+    t.reserve(9, 40).unwrap();
+    assert_eq!(tags(t.backend()), expected, "the GPU's rows");
+}
+
+#[test]
+fn positions_past_the_context_are_refused_before_any_kernel() {
+    let model = Arc::new(synthetic::checkpoint("synth-260k", synthetic::DEFAULT_SEED).unwrap());
+    let seq_len = model.config().seq_len;
+    let mut cpu = CpuBackend::new(
+        model.clone(),
+        Pool::with_strategy("planned", HostMemory, &PoolOptions::default()).unwrap(),
+    );
+    let refused = |b: &mut dyn Backend| {
+        for (tokens, pos) in [
+            (&[BOS][..], seq_len),
+            (&[BOS, BOS][..], seq_len - 1),
+            (&[BOS][..], usize::MAX),
+        ] {
+            let e = b.forward_block(tokens, pos).unwrap_err();
+            assert!(matches!(e, ModelError::BeyondContext { .. }), "{e}");
+        }
+        let e = b.forward_block(&[u32::MAX], 0).unwrap_err();
+        assert!(matches!(e, ModelError::InvalidToken { .. }), "{e}");
+    };
+    refused(&mut cpu);
+    let Some((_guard, gpu)) = gpu() else { return };
+    let pool =
+        Pool::with_strategy("planned", gpu.memory().clone(), &PoolOptions::default()).unwrap();
+    let mut cuda = CudaBackend::new(gpu.clone(), &model, pool, CudaOptions::default()).unwrap();
+    refused(&mut cuda);
+}
+
+#[test]
+fn a_pool_that_allocates_during_capture_falls_back_to_eager() {
+    let model = synthetic::checkpoint("synth-260k", synthetic::DEFAULT_SEED).unwrap();
+    let Some((_guard, gpu)) = gpu() else { return };
+    let graph = CudaOptions {
+        graph: true,
+        ..CudaOptions::default()
+    };
+    let mut eager = on_gpu(&gpu, &model, "planned", CudaOptions::default());
+    let mut replayed = on_gpu(&gpu, &model, "planned", graph);
+    for t in [&mut eager, &mut replayed] {
+        t.reserve(4, 63).unwrap();
+    }
+    let prompt = [BOS, 40, 41, 42];
+    let mut token = argmax(eager.prefill(&prompt, 0).unwrap());
+    replayed.prefill(&prompt, 0).unwrap();
+    for pos in 4..32 {
+        if pos == 4 {
+            // The step to be captured (the second decode step; reserve ran
+            // the first) is measured again: served by planned's fallback,
+            // it allocates while the stream is being captured.
+            replayed.backend().scratch().remeasure(Phase::Decode);
+        }
+        let expected = eager.forward(token, pos).unwrap().to_vec();
+        let got = replayed.forward(token, pos).unwrap();
+        assert_eq!(got, &expected[..], "logits at {pos}");
+        token = argmax(&expected);
+    }
+    let counters = replayed.backend().counters();
+    assert_eq!(counters.graph_fallbacks, 1, "{counters:?}");
+    assert_eq!(counters.captures, 0, "{counters:?}");
+    assert_eq!(counters.replayed_decode_steps, 0, "{counters:?}");
+    assert_eq!(counters.eager_decode_steps, 1 + 28, "{counters:?}");
 }
