@@ -116,7 +116,12 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut models = vec![("synth-15m", synth)];
-    let stories = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/models/stories260K.bin");
+    // `$SCRATCHPAD_TEST_DATA` when the bench binary was carried elsewhere.
+    let data = std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        std::path::PathBuf::from,
+    );
+    let stories = data.join("models/stories260K.bin");
     match Checkpoint::open(&stories) {
         Ok(model) => models.push(("stories260K", Arc::new(model))),
         Err(_) => eprintln!("skipped stories260K: {} not found", stories.display()),

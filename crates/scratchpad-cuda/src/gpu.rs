@@ -2,12 +2,15 @@
 //! stream, the device memory the pools draw from, the loaded kernels), and
 //! [`StepGraph`], a captured step replayed with one launch.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaGraph, sys};
 
 use crate::memory::{CaptureReport, check_recorded, sync};
-use crate::{Blas, CudaError, CudaMemory, Kernels, Matmul, check_nvrtc, context};
+use crate::{
+    Blas, CudaError, CudaMemory, Kernels, Matmul, check_nvrtc, context, gpu_required, may_skip,
+};
 
 /// One CUDA device, ready to run the model.
 ///
@@ -130,5 +133,35 @@ impl StepGraph {
     /// Queues one replay on the stream it was captured on.
     pub fn replay(&self) -> Result<(), CudaError> {
         Ok(self.graph.launch()?)
+    }
+}
+
+/// Device 0 for the tests and benches of one process: opened once, lent
+/// to one caller at a time (a capture on its stream must not record
+/// another test's work). `None`, after saying why on stderr, when there is
+/// no driver or device and `SCRATCHPAD_REQUIRE_GPU` is unset.
+///
+/// # Panics
+///
+/// When the GPU is there but cannot be used (a library missing or of the
+/// wrong version, a kernel that does not load, any other driver error), or
+/// under `SCRATCHPAD_REQUIRE_GPU=1` whatever the reason.
+pub fn gpu_for_tests() -> Option<(MutexGuard<'static, ()>, Arc<Gpu>)> {
+    static GPU: OnceLock<Result<Arc<Gpu>, (String, bool)>> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let opened = GPU.get_or_init(|| {
+        Gpu::new(0)
+            .map(Arc::new)
+            .map_err(|e| (e.to_string(), may_skip(&e, gpu_required())))
+    });
+    match opened {
+        Ok(gpu) => Some((LOCK.lock().unwrap_or_else(|e| e.into_inner()), gpu.clone())),
+        Err((why, true)) => {
+            // Straight to the stderr handle: the harness captures
+            // `eprintln!` of passing tests, and a skip must be seen.
+            let _ = writeln!(std::io::stderr(), "skipped: {why}");
+            None
+        }
+        Err((why, false)) => panic!("the GPU cannot be used: {why}"),
     }
 }

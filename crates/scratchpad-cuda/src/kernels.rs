@@ -360,7 +360,10 @@ impl Kernels {
         head_dim: usize,
         n_tokens: usize,
     ) -> Result<(), CudaError> {
-        assert!(head_dim.is_multiple_of(2), "rope_table: head_dim must be even");
+        assert!(
+            head_dim.is_multiple_of(2),
+            "rope_table: head_dim must be even"
+        );
         assert_eq!(
             table.len(),
             n_tokens * head_dim,
@@ -403,7 +406,10 @@ impl Kernels {
             n_kv_heads,
             head_dim,
         } = *shape;
-        assert!(head_dim.is_multiple_of(2), "apply_rope: head_dim must be even");
+        assert!(
+            head_dim.is_multiple_of(2),
+            "apply_rope: head_dim must be even"
+        );
         assert!(
             q.len().is_multiple_of(n_heads * head_dim),
             "apply_rope: q must be whole tokens"

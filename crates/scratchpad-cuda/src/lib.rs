@@ -22,7 +22,7 @@ pub use blas::{
     cublas_available, cublaslt_available,
 };
 pub use error::CudaError;
-pub use gpu::{Gpu, StepGraph};
+pub use gpu::{Gpu, StepGraph, gpu_for_tests};
 pub use kernels::{DEFAULT_ARCH, Heads, Kernels, RMS_NORM_EPS, SOURCES, compile_all};
 pub use memory::{CaptureReport, CudaMemory, CudaPtr, DeviceBuffer, DeviceSlice};
 pub use probe::{

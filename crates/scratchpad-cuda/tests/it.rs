@@ -9,12 +9,12 @@
 //! test's work.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, MutexGuard};
 
 use scratchpad::{Phase, Pool, PoolOptions, STRATEGY_NAMES, tag};
 use scratchpad_cuda::{
     CudaError, CudaMemory, DEFAULT_ARCH, DEFAULT_WORKSPACE_BYTES, DeviceBuffer, DeviceSlice, Gpu,
-    Matmul, SOURCES, compile_all, context, gpu_required, may_skip,
+    Matmul, SOURCES, compile_all, context, gpu_for_tests,
 };
 
 fn skip(why: &str) {
@@ -22,25 +22,9 @@ fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
-/// The device, opened once, and the lock that gives it to one test at a
-/// time; `None` after saying why the test skipped (no driver or device,
-/// and `SCRATCHPAD_REQUIRE_GPU` unset). Any other failure fails the test.
+/// The device, one test at a time; see [`gpu_for_tests`].
 fn gpu() -> Option<(MutexGuard<'static, ()>, Arc<Gpu>)> {
-    static GPU: OnceLock<Result<Arc<Gpu>, (String, bool)>> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    let opened = GPU.get_or_init(|| {
-        Gpu::new(0)
-            .map(Arc::new)
-            .map_err(|e| (e.to_string(), may_skip(&e, gpu_required())))
-    });
-    match opened {
-        Ok(gpu) => Some((LOCK.lock().unwrap_or_else(|e| e.into_inner()), gpu.clone())),
-        Err((why, true)) => {
-            skip(why);
-            None
-        }
-        Err((why, false)) => panic!("the GPU cannot be used: {why}"),
-    }
+    gpu_for_tests()
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES};
-use scratchpad_cuda::Gpu;
+use scratchpad_cuda::{Gpu, gpu_required, may_skip};
 use scratchpad_model::{
     Checkpoint, CpuBackend, CudaBackend, CudaOptions, GRAPH_STRATEGIES, Sampler, Transformer,
     synthetic,
@@ -77,9 +77,13 @@ fn main() {
 fn cuda(model: &Checkpoint, prompt: &[u32]) -> (u32, u32) {
     let gpu = match Gpu::new(0) {
         Ok(gpu) => Arc::new(gpu),
-        Err(e) => {
+        Err(e) if may_skip(&e, gpu_required()) => {
             eprintln!("skipped: the GPU decode step's host allocations: {e}");
             return (0, 0);
+        }
+        Err(e) => {
+            println!("cuda: the GPU cannot be used: {e} ... FAILED");
+            return (0, 1);
         }
     };
     let vocab = model.config().vocab_size;

@@ -5,9 +5,18 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// The binary under test: `$SCRATCHPAD_BIN` when set (a test binary
+/// carried to another machine with the CLI beside it), else cargo's.
+pub fn binary() -> PathBuf {
+    std::env::var_os("SCRATCHPAD_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_scratchpad")),
+        PathBuf::from,
+    )
+}
+
 /// Runs `scratchpad` with `args`.
 pub fn scratchpad(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchpad"))
+    Command::new(binary())
         .args(args)
         .output()
         .expect("the binary runs")
@@ -20,12 +29,16 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `../shared/<rel>`, or `None` after saying the test is skipped.
+/// `<test data>/<rel>`, or `None` after saying the test is skipped. The
+/// test data is `$SCRATCHPAD_TEST_DATA` when set, else `../shared` beside
+/// the repository.
 #[allow(dead_code)]
 pub fn shared(rel: &str) -> Option<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel);
+    let root = std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
+    let path = root.join(rel);
     if path.exists() {
         Some(path.to_string_lossy().into_owned())
     } else {

@@ -5,8 +5,7 @@
 //! NVRTC, or cuBLAS) each test says why it skipped; the refusal of graph
 //! capture on unstable strategies is checked everywhere.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, MutexGuard};
 
 use scratchpad::{ExecutionContext, HostMemory, Phase, Pool, PoolOptions, STRATEGY_NAMES};
 use scratchpad_cpu::{
@@ -14,7 +13,7 @@ use scratchpad_cpu::{
     swiglu,
 };
 use scratchpad_cuda::{
-    CudaError, DeviceBuffer, Gpu, Heads, Matmul, WORKSPACE_ALIGN, gpu_required, may_skip,
+    CudaError, DeviceBuffer, Gpu, Heads, Matmul, WORKSPACE_ALIGN, gpu_for_tests,
 };
 use scratchpad_model::{
     BOS, Backend, Checkpoint, CpuBackend, CudaBackend, CudaOptions, GRAPH_STRATEGIES, ModelError,
@@ -23,30 +22,9 @@ use scratchpad_model::{
 
 use crate::support::{reference_logits, reference_tokens, stories, transformer};
 
-fn skip(why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
-}
-
-/// The device, shared by the tests of this binary and used by one at a
-/// time (a capture on the shared stream must not record another test's
-/// work); `None` after saying why the test skipped (no driver or device,
-/// and `SCRATCHPAD_REQUIRE_GPU` unset). Any other failure fails the test.
+/// The device, one test at a time; see [`gpu_for_tests`].
 fn gpu() -> Option<(MutexGuard<'static, ()>, Arc<Gpu>)> {
-    static GPU: OnceLock<Result<Arc<Gpu>, (String, bool)>> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    let opened = GPU.get_or_init(|| {
-        Gpu::new(0)
-            .map(Arc::new)
-            .map_err(|e| (e.to_string(), may_skip(&e, gpu_required())))
-    });
-    match opened {
-        Ok(gpu) => Some((LOCK.lock().unwrap_or_else(|e| e.into_inner()), gpu.clone())),
-        Err((why, true)) => {
-            skip(why);
-            None
-        }
-        Err((why, false)) => panic!("the GPU cannot be used: {why}"),
-    }
+    gpu_for_tests()
 }
 
 fn random(n: usize, seed: u64) -> Vec<f32> {

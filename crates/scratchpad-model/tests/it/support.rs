@@ -7,12 +7,19 @@ use std::sync::Arc;
 use scratchpad::{HostMemory, Pool, PoolOptions};
 use scratchpad_model::{Checkpoint, CpuBackend, Transformer};
 
-/// `../shared/<rel>` from the repository root, or `None` (after saying the
-/// test is skipped) when it is absent.
+/// The test data: `$SCRATCHPAD_TEST_DATA` when set (a test binary carried
+/// to another machine), else `../shared` beside the repository.
+pub fn data_root() -> PathBuf {
+    std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    )
+}
+
+/// `<test data>/<rel>`, or `None` (after saying the test is skipped) when
+/// it is absent.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel);
+    let path = data_root().join(rel);
     if path.exists() {
         Some(path)
     } else {
