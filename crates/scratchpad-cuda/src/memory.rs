@@ -197,20 +197,24 @@ impl CudaMemory {
     fn state(&self) -> std::sync::MutexGuard<'_, CaptureState> {
         self.capture.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    fn failed(&self, bytes: usize, e: DriverError) -> ScratchError {
-        if is_out_of_memory(&e) {
-            ScratchError::OutOfMemory {
-                memory: "cuda",
-                requested: bytes,
-                reserved: 0,
-                limit: None,
-            }
-        } else {
-            ScratchError::MemoryFailed {
-                memory: "cuda",
-                reason: format!("cuMemAlloc of {bytes} bytes: {e}"),
-            }
+/// The pool's error for a failed allocation of `bytes`: out of memory
+/// only when the driver said so, a device failure otherwise.
+fn allocation_error(bytes: usize, e: DriverError) -> ScratchError {
+    if is_out_of_memory(&e) {
+        ScratchError::OutOfMemory {
+            memory: "cuda",
+            requested: bytes,
+            reserved: 0,
+            limit: None,
+        }
+    } else {
+        ScratchError::MemoryFailed {
+            memory: "cuda",
+            // The code's name: cudarc's Display asks the driver for a text,
+            // which panics where no driver library loads.
+            reason: format!("cuMemAlloc of {bytes} bytes: {:?}", e.0),
         }
     }
 }
@@ -278,7 +282,7 @@ unsafe impl Memory for CudaMemory {
                 });
             }
         }
-        let ptr = alloc_zeroed(&self.stream, bytes).map_err(|e| self.failed(bytes, e))?;
+        let ptr = alloc_zeroed(&self.stream, bytes).map_err(|e| allocation_error(bytes, e))?;
         debug_assert_eq!(ptr as usize % BLOCK_ALIGN, 0);
         Ok(CudaPtr(ptr))
     }
@@ -316,7 +320,7 @@ unsafe impl Memory for CudaMemory {
         });
         zeroed.map_err(|e| ScratchError::MemoryFailed {
             memory: "cuda",
-            reason: format!("zeroing {bytes} bytes of a lease: {e}"),
+            reason: format!("zeroing {bytes} bytes of a lease: {:?}", e.0),
         })
     }
 
@@ -469,5 +473,34 @@ impl<T> std::fmt::Debug for DeviceBuffer<T> {
             .field("ptr", &format_args!("{:#x}", self.ptr))
             .field("len", &self.len)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_drivers_out_of_memory_is_out_of_memory() {
+        let oom = DriverError(sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY);
+        assert!(matches!(
+            allocation_error(1 << 30, oom),
+            ScratchError::OutOfMemory {
+                requested: 1073741824,
+                ..
+            }
+        ));
+        for code in [
+            sys::cudaError_enum::CUDA_ERROR_INVALID_CONTEXT,
+            sys::cudaError_enum::CUDA_ERROR_ILLEGAL_ADDRESS,
+            sys::cudaError_enum::CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+        ] {
+            let e = allocation_error(4096, DriverError(code));
+            assert!(
+                matches!(e, ScratchError::MemoryFailed { .. }),
+                "{code:?} became {e}"
+            );
+            assert!(e.to_string().contains("cuMemAlloc of 4096 bytes"), "{e}");
+        }
     }
 }
