@@ -59,8 +59,10 @@ pub fn build(out: Option<PathBuf>) -> anyhow::Result<()> {
     )?;
 
     let mut args = vec!["test", "--release", "--no-run", "--message-format=json"];
-    for (package, _) in TESTS {
-        args.extend(["-p", package]);
+    for (i, (package, _)) in TESTS.iter().enumerate() {
+        if TESTS[..i].iter().all(|(p, _)| p != package) {
+            args.extend(["-p", package]);
+        }
     }
     let tests = executables(&args)?;
     for (package, target) in TESTS {
