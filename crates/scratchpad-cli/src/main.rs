@@ -16,8 +16,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
 use scratchpad_model::{
-    BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, GRAPH_STRATEGIES, Matmul, Sampler,
-    Tokenizer, Transformer, check_graph_strategy, generate, synthetic,
+    BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Tokenizer, Transformer,
+    check_graph_strategy, generate, graph_strategies, synthetic,
 };
 
 /// Every heap allocation of the process is counted: `compare` reports them.
@@ -150,6 +150,19 @@ impl WorkloadArgs {
     }
 }
 
+/// `--help`'s text for a strategy option: `what`, then every strategy of
+/// the registry with its policy.
+fn strategy_help(what: &str) -> String {
+    let mut help = format!("{what}. One of:");
+    for s in scratchpad::STRATEGIES {
+        help.push_str(&format!(
+            "\n  {:<13} {} (after {})",
+            s.name, s.policy, s.after
+        ));
+    }
+    help
+}
+
 /// Strategy names from `--pools` (all when empty), each checked.
 fn strategies(pools: &[String], options: &PoolOptions) -> anyhow::Result<Vec<String>> {
     let names: Vec<String> = if pools.is_empty() {
@@ -206,7 +219,7 @@ impl DeviceArgs {
                         check_graph_strategy(name).with_context(|| {
                             format!(
                                 "--cuda-graph cannot run the `{name}` pool (choose one of {})",
-                                GRAPH_STRATEGIES.join(", ")
+                                graph_strategies().collect::<Vec<_>>().join(", ")
                             )
                         })?;
                     }
@@ -236,7 +249,7 @@ struct CompareArgs {
     #[command(flatten)]
     workload: WorkloadArgs,
     /// Strategies to compare, comma-separated [default: all].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', long_help = strategy_help("Strategies to compare, comma-separated [default: all]"))]
     pools: Vec<String>,
     /// Repetitions, strategies interleaved.
     #[arg(long, default_value_t = 5)]
@@ -269,7 +282,7 @@ struct TraceArgs {
     #[arg(long)]
     out: PathBuf,
     /// The strategy the run uses (the trace does not depend on it).
-    #[arg(long, default_value = "best-fit")]
+    #[arg(long, default_value = "best-fit", long_help = strategy_help("The strategy the run uses (the trace does not depend on it)"))]
     pool: String,
 }
 
@@ -278,7 +291,7 @@ struct ReplayArgs {
     /// A trace written by `scratchpad trace` or another runtime.
     trace: PathBuf,
     /// Strategies, comma-separated [default: all].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', long_help = strategy_help("Strategies, comma-separated [default: all]"))]
     pools: Vec<String>,
     /// best-fit's retained-bytes cap.
     #[arg(long)]
@@ -342,8 +355,8 @@ struct GenerateArgs {
     /// Sampler seed [default: the current time].
     #[arg(short = 's', long)]
     seed: Option<u64>,
-    /// Scratch pool strategy: noop, size-classed, best-fit, arena, planned, workspace.
-    #[arg(long, default_value = "planned")]
+    /// The scratch pool's strategy (--help lists them).
+    #[arg(long, default_value = "planned", long_help = strategy_help("The scratch pool's strategy"))]
     pool: String,
     #[command(flatten)]
     device: DeviceArgs,

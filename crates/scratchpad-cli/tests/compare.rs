@@ -4,6 +4,7 @@ mod support;
 
 use support::{fails_with, scratchpad, temp_dir};
 
+use scratchpad::STRATEGY_NAMES;
 use serde_json::Value;
 
 const WORKLOAD: [&str; 10] = [
@@ -53,7 +54,10 @@ fn compare_reports_every_strategy_and_field() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
-        stdout.contains("all 6 strategies generated the same 12 tokens"),
+        stdout.contains(&format!(
+            "all {} strategies generated the same 12 tokens",
+            STRATEGY_NAMES.len()
+        )),
         "{stdout}"
     );
     for tag in scratchpad_model::llama::TAGS {
@@ -74,7 +78,7 @@ fn compare_reports_every_strategy_and_field() {
             .any(|f| f == "portable")
     );
     let strategies = json["strategies"].as_array().unwrap();
-    assert_eq!(strategies.len(), 6);
+    assert_eq!(strategies.len(), STRATEGY_NAMES.len());
     for s in strategies {
         let name = s["strategy"].as_str().unwrap();
         for phase in ["prefill", "decode"] {
@@ -166,7 +170,11 @@ fn compare_reports_every_strategy_and_field() {
                 "{chart}.svg has no series `{name}`"
             );
         }
-        assert!(lines >= 6, "{chart}.svg: {lines} lines for 6 series");
+        assert!(
+            lines >= STRATEGY_NAMES.len(),
+            "{chart}.svg: {lines} lines for {} series",
+            STRATEGY_NAMES.len()
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -255,7 +263,7 @@ fn churn_shows_growth_and_the_cap() {
     assert!(stdout.contains("500 tokens"), "{stdout}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     let rows = json["churn"].as_array().unwrap();
-    assert_eq!(rows.len(), 6 * 5);
+    assert_eq!(rows.len(), STRATEGY_NAMES.len() * 5);
     for row in rows.iter().filter(|r| r["strategy"] == "best-fit") {
         assert!(
             row["retained_bytes"].as_u64().unwrap() <= 262_144,

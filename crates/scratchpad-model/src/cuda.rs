@@ -36,15 +36,21 @@ use crate::{Checkpoint, Config, Device, Layout, Llama, ModelError};
 pub type CudaBackend = Llama<Cuda>;
 
 /// Strategies whose lease addresses repeat from one decode step to the next
-/// once warm, so a captured graph's addresses stay theirs: `planned` serves
-/// fixed offsets of one slab, `arena` bumps from the start of the same
-/// chunk after each scope, `workspace` keeps one buffer per call site.
-pub const GRAPH_STRATEGIES: [&str; 3] = ["planned", "arena", "workspace"];
+/// once warm, so a captured graph's addresses stay theirs (the registry's
+/// `stable_addresses`): `planned` serves fixed offsets of one slab, `arena`
+/// bumps from the start of the same chunk after each scope, `workspace`
+/// keeps one buffer per call site.
+pub fn graph_strategies() -> impl Iterator<Item = &'static str> {
+    scratchpad::STRATEGIES
+        .iter()
+        .filter(|s| s.stable_addresses)
+        .map(|s| s.name)
+}
 
 /// `Ok` when a decode step on `strategy` may be captured into a CUDA graph
-/// ([`GRAPH_STRATEGIES`]); the error to report otherwise.
+/// ([`graph_strategies`]); the error to report otherwise.
 pub fn check_graph_strategy(strategy: &str) -> Result<(), ModelError> {
-    if GRAPH_STRATEGIES.contains(&strategy) {
+    if scratchpad::stable_addresses(strategy) == Some(true) {
         Ok(())
     } else {
         Err(ModelError::GraphNeedsStableAddresses {

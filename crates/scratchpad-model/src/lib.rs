@@ -27,7 +27,7 @@ pub use checkpoint::{Checkpoint, LayerWeights};
 pub use config::{Config, HEADER_BYTES, Layout};
 pub use cpu::{Cpu, CpuBackend};
 pub use cuda::{
-    Cuda, CudaBackend, CudaCounters, CudaOptions, GRAPH_STRATEGIES, check_graph_strategy,
+    Cuda, CudaBackend, CudaCounters, CudaOptions, check_graph_strategy, graph_strategies,
 };
 pub use device::Device;
 pub use engine::{DeviceChoice, Engine, host_simd};

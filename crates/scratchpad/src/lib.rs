@@ -14,7 +14,8 @@
 //! "zero allocations").
 //!
 //! The strategies: `noop`, `size-classed`, `best-fit`, `arena`, `planned`,
-//! `workspace` ([`STRATEGY_NAMES`], [`create_strategy`]).
+//! `workspace`, `bfc`, `tlsf`, one registry of them ([`STRATEGIES`],
+//! [`STRATEGY_NAMES`], [`create_strategy`]).
 
 mod backing;
 mod context;
@@ -48,6 +49,9 @@ pub use scratch_pool::{Grant, Request, ScratchPool};
 pub use scratch_req::ScratchReq;
 pub use shared_pool::SharedPool;
 pub use stats::{Counters, PoolStats, StrategyStats, TagStats};
-pub use strategy::{MAX_RETAINED_ENV, PoolOptions, STRATEGY_NAMES, create_strategy};
+pub use strategy::{
+    MAX_RETAINED_ENV, PoolOptions, STRATEGIES, STRATEGY_NAMES, StrategyInfo, create_strategy,
+    stable_addresses, strategy_info,
+};
 pub use tag::Tag;
 pub use trace::{Event, ReplayReport, TRACE_FORMAT, TRACE_VERSION, Trace};

@@ -35,6 +35,9 @@ impl Counters {
             backing_allocations: backing.allocations(),
             backing_frees: backing.frees(),
             phase_exclusive_bytes: [0; 2],
+            splits: 0,
+            merges: 0,
+            largest_free_bytes: 0,
         }
     }
 }
@@ -66,6 +69,14 @@ pub struct StrategyStats {
     /// by [`crate::Phase::index`]): `planned`'s per-phase slabs. Zero for
     /// strategies whose memory serves any phase.
     pub phase_exclusive_bytes: [usize; 2],
+    /// Blocks split to serve a request (`bfc`, `tlsf`).
+    pub splits: u64,
+    /// Free neighbours merged on release (`bfc`, `tlsf`).
+    pub merges: u64,
+    /// The largest extent of held memory that one request could be served
+    /// from now without going to the backing memory (the largest free
+    /// block or idle buffer; for `arena`, the room left in its chunk).
+    pub largest_free_bytes: usize,
 }
 
 /// Statistics of a [`crate::Pool`]: the same fields for every strategy.

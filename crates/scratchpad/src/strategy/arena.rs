@@ -3,9 +3,18 @@
 //! (SmallMind's arena, ggml's context memory).
 
 use super::{round_up, too_large};
+use super::StrategyInfo;
 use crate::{
     BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
     StrategyStats,
+};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "arena",
+    policy: "bump within chunks; releasing the newest lease pops, the rest waits for the scope's end; chunks consolidate into one",
+    after: "bump allocation, SmallMind's arena",
+    stable_addresses: true,
 };
 
 /// The smallest chunk the arena allocates.
@@ -79,7 +88,7 @@ impl<M: Memory> Arena<M> {
 // Chunks are freed only when empty (past `current`) or when no scope is open.
 unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
     fn name(&self) -> &'static str {
-        "arena"
+        INFO.name
     }
 
     fn memory(&self) -> &M {

@@ -3,9 +3,18 @@
 //! (tenferro's `BufferPool`).
 
 use super::{round_up, too_large};
+use super::StrategyInfo;
 use crate::{
     Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
     StrategyStats,
+};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "best-fit",
+    policy: "the smallest idle whole buffer that fits; idle bytes capped (`max_retained_bytes`), evicting the smallest first",
+    after: "tenferro `BufferPool`",
+    stable_addresses: false,
 };
 
 /// Sizes of new buffers are rounded up to this, so that requests differing
@@ -146,7 +155,7 @@ impl<M: Memory> BestFit<M> {
 // idle.
 unsafe impl<M: Memory> ScratchPool<M> for BestFit<M> {
     fn name(&self) -> &'static str {
-        "best-fit"
+        INFO.name
     }
 
     fn memory(&self) -> &M {

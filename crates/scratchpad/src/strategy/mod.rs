@@ -1,31 +1,77 @@
-//! The six strategies, one file each, and the registry that builds one by
-//! name.
+//! The strategies, one file each, and the registry: one line per strategy
+//! ([`registry!`] below) gives its module, its type and, from the `INFO`
+//! its file declares, its name, policy, source and whether its addresses
+//! are stable after warm-up. [`STRATEGIES`], [`STRATEGY_NAMES`],
+//! [`create_strategy`] and [`stable_addresses`] are made from it, so adding
+//! a strategy is its file plus one line there.
 
-mod arena;
-mod best_fit;
-mod noop;
-mod planned;
-mod size_classed;
-mod workspace;
-
-pub use arena::Arena;
-pub use best_fit::BestFit;
-pub use noop::Noop;
-pub use planned::Planned;
-pub use size_classed::SizeClassed;
-pub use workspace::Workspace;
+mod segments;
 
 use crate::{Memory, ScratchError, ScratchPool};
 
-/// Every strategy's name, as [`create_strategy`] and the CLI take them.
-pub const STRATEGY_NAMES: [&str; 6] = [
-    "noop",
-    "size-classed",
-    "best-fit",
-    "arena",
-    "planned",
-    "workspace",
-];
+/// What the registry knows of a strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrategyInfo {
+    /// Its name, as [`create_strategy`] and the CLI take it.
+    pub name: &'static str,
+    /// The policy, in one line.
+    pub policy: &'static str,
+    /// The allocator or paper it follows.
+    pub after: &'static str,
+    /// True when, once warm, a step's leases get the same addresses as the
+    /// step before (so a captured CUDA graph stays valid).
+    pub stable_addresses: bool,
+}
+
+/// Declares each strategy's module and builds the registry from them.
+macro_rules! registry {
+    ($($module:ident => $ty:ident),+ $(,)?) => {
+        $(mod $module;)+
+        $(pub use $module::$ty;)+
+
+        /// Every strategy, in the order reports list them.
+        pub const STRATEGIES: [StrategyInfo; [$(stringify!($module)),+].len()] =
+            [$($module::INFO),+];
+
+        /// Every strategy's name, as [`create_strategy`] and the CLI take them.
+        pub const STRATEGY_NAMES: [&str; STRATEGIES.len()] = [$($module::INFO.name),+];
+
+        fn build<M: Memory>(
+            name: &str,
+            memory: M,
+            options: &PoolOptions,
+        ) -> Option<Box<dyn ScratchPool<M>>> {
+            $(
+                if name == $module::INFO.name {
+                    return Some(Box::new($ty::new(memory, options)));
+                }
+            )+
+            None
+        }
+    };
+}
+
+registry! {
+    noop => Noop,
+    size_classed => SizeClassed,
+    best_fit => BestFit,
+    arena => Arena,
+    planned => Planned,
+    workspace => Workspace,
+    bfc => Bfc,
+    tlsf => Tlsf,
+}
+
+/// The registry's entry for `name`.
+pub fn strategy_info(name: &str) -> Option<&'static StrategyInfo> {
+    STRATEGIES.iter().find(|s| s.name == name)
+}
+
+/// Whether the strategy called `name` hands a warm step the same addresses
+/// as the step before; `None` for an unknown name.
+pub fn stable_addresses(name: &str) -> Option<bool> {
+    strategy_info(name).map(|s| s.stable_addresses)
+}
 
 /// The environment variable that sets [`PoolOptions::max_retained_bytes`]
 /// (read by [`PoolOptions::from_env`]).
@@ -35,11 +81,16 @@ pub const MAX_RETAINED_ENV: &str = "SCRATCHPAD_MAX_RETAINED_BYTES";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
     /// `best-fit` (and `planned`'s fallback): the most idle bytes retained;
-    /// beyond it the smallest idle buffers are freed. Default 100 MiB.
+    /// beyond it the smallest idle buffers are freed. `bfc` and `tlsf`:
+    /// beyond it wholly idle segments are freed. Default 100 MiB.
     pub max_retained_bytes: usize,
     /// `size-classed`: the most idle buffers retained per size class, at
     /// most 4096. Default 8.
     pub per_class_cap: usize,
+    /// `bfc`: blocks of this size or more are never split, and serve only
+    /// requests of this size or more (PyTorch's `max_split_size_mb`).
+    /// Default: no limit.
+    pub max_split_size: usize,
     /// Every strategy: the most bytes held from the memory at once; `None`
     /// for no limit. A request past it fails with `OutOfMemory` (or
     /// `NeverFits` when it alone is larger).
@@ -51,6 +102,7 @@ impl Default for PoolOptions {
         PoolOptions {
             max_retained_bytes: 100 << 20,
             per_class_cap: 8,
+            max_split_size: usize::MAX,
             reserve_limit: None,
         }
     }
@@ -89,18 +141,8 @@ pub fn create_strategy<M: Memory>(
             reason: "at most 4096 idle buffers per class are kept",
         });
     }
-    Ok(match name {
-        "noop" => Box::new(Noop::new(memory, options)),
-        "size-classed" => Box::new(SizeClassed::new(memory, options)),
-        "best-fit" => Box::new(BestFit::new(memory, options)),
-        "arena" => Box::new(Arena::new(memory, options)),
-        "planned" => Box::new(Planned::new(memory, options)),
-        "workspace" => Box::new(Workspace::new(memory, options)),
-        _ => {
-            return Err(ScratchError::UnknownStrategy {
-                name: name.to_owned(),
-            });
-        }
+    build(name, memory, options).ok_or_else(|| ScratchError::UnknownStrategy {
+        name: name.to_owned(),
     })
 }
 

@@ -1,9 +1,18 @@
 //! `noop`: every acquire allocates, every release frees. The baseline that
 //! shows what a runtime without a pool pays (SKaiNET's `NoopScratchPool`).
 
+use super::StrategyInfo;
 use crate::{
     Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
     StrategyStats,
+};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "noop",
+    policy: "every acquire allocates, every release frees: the baseline",
+    after: "SKaiNET `NoopScratchPool`",
+    stable_addresses: false,
 };
 
 /// Allocates on acquire and frees on release; retains nothing.
@@ -27,7 +36,7 @@ impl<M: Memory> Noop<M> {
 // block; it is freed only on the release of its own lease.
 unsafe impl<M: Memory> ScratchPool<M> for Noop<M> {
     fn name(&self) -> &'static str {
-        "noop"
+        INFO.name
     }
 
     fn memory(&self) -> &M {

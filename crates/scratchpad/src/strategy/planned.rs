@@ -5,9 +5,18 @@
 
 use super::best_fit::FreeList;
 use super::round_up;
+use super::StrategyInfo;
 use crate::{
     BLOCK_ALIGN, Backing, Counters, Grant, Memory, Phase, PoolOptions, Request, ScratchError,
     ScratchPool, StrategyStats,
+};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "planned",
+    policy: "the first step of each phase is measured, offsets planned greedy-by-size into one slab per phase and served at fixed offsets; every acquire is checked against live leases, a mismatch served elsewhere and counted, never aliased",
+    after: "oneDNN user-managed scratchpad, ggml-alloc, TFLite arena planner",
+    stable_addresses: true,
 };
 
 /// Token of a lease served from the slab.
@@ -232,7 +241,7 @@ impl<M: Memory> Planned<M> {
 // which hands out whole idle or fresh buffers (see `BestFit`).
 unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     fn name(&self) -> &'static str {
-        "planned"
+        INFO.name
     }
 
     fn memory(&self) -> &M {

@@ -3,9 +3,18 @@
 //! `SizeClassedScratchPool`, atomr's `WorkspacePool`).
 
 use super::too_large;
+use super::StrategyInfo;
 use crate::{
     Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
     StrategyStats,
+};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "size-classed",
+    policy: "power-of-two classes from 256 B, a LIFO stack per class, at most `per_class_cap` idle per class; an empty class borrows from the next larger one",
+    after: "SKaiNET `SizeClassedScratchPool`, atomr `WorkspacePool`",
+    stable_addresses: false,
 };
 
 /// log2 of the smallest class.
@@ -82,7 +91,7 @@ impl<M: Memory> SizeClassed<M> {
 // holds it). Buffers are freed only while idle.
 unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
     fn name(&self) -> &'static str {
-        "size-classed"
+        INFO.name
     }
 
     fn memory(&self) -> &M {

@@ -3,9 +3,18 @@
 //! the largest footprint: nothing is ever shared between call sites.
 
 use super::{round_up, too_large};
+use super::StrategyInfo;
 use crate::{
     BLOCK_ALIGN, Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
     StrategyStats,
+};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "workspace",
+    policy: "persistent buffers per call site, grown on demand; a second buffer when the tag's first is leased",
+    after: "SmallMind `GetOrAllocateWorkspace`",
+    stable_addresses: true,
 };
 
 struct Buffer<P> {
@@ -55,7 +64,7 @@ impl<M: Memory> Workspace<M> {
 // are freed only while idle.
 unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
     fn name(&self) -> &'static str {
-        "workspace"
+        INFO.name
     }
 
     fn memory(&self) -> &M {
