@@ -48,7 +48,7 @@ pub use scope::Scope;
 pub use scratch_pool::{Grant, Request, ScratchPool};
 pub use scratch_req::ScratchReq;
 pub use shared_pool::SharedPool;
-pub use stats::{Counters, PoolStats, StrategyStats, TagStats};
+pub use stats::{Counters, Fragmentation, PoolStats, StrategyStats, TagStats};
 pub use strategy::{
     MAX_RETAINED_ENV, PoolOptions, STRATEGIES, STRATEGY_NAMES, StrategyInfo, create_strategy,
     stable_addresses, strategy_info,

@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 
 use crate::trace::Recorder;
 use crate::{
-    BLOCK_ALIGN, Grant, Memory, Phase, PoolOptions, PoolStats, Request, Scope, ScratchError,
-    ScratchPool, Tag, TagStats, Trace,
+    BLOCK_ALIGN, Fragmentation, Grant, Memory, Phase, PoolOptions, PoolStats, Request, Scope,
+    ScratchError, ScratchPool, Tag, TagStats, Trace,
 };
 
 /// A slot index that marks an empty lease, which holds no memory.
@@ -230,6 +230,8 @@ pub(crate) struct Core<M: Memory> {
     /// Most bytes live at once per phase, plus a last entry for work
     /// outside steps; the overall peak is their maximum.
     phase_peak_live_bytes: [usize; 3],
+    /// Fragmentation when each entry of `phase_peak_live_bytes` was reached.
+    phase_fragmentation: [Fragmentation; 3],
     live_capacity_bytes: usize,
     tags: Vec<TagCounters>,
     pub(crate) verify: bool,
@@ -254,6 +256,7 @@ impl<M: Memory> Core<M> {
             bytes_requested: 0,
             live_bytes: 0,
             phase_peak_live_bytes: [0; 3],
+            phase_fragmentation: [Fragmentation::default(); 3],
             live_capacity_bytes: 0,
             tags: Vec::new(),
             verify: cfg!(debug_assertions),
@@ -338,8 +341,15 @@ impl<M: Memory> Core<M> {
         self.acquires += 1;
         self.bytes_requested += bytes as u64;
         self.live_bytes += bytes;
-        let phase_peak = &mut self.phase_peak_live_bytes[self.phase_idx];
-        *phase_peak = (*phase_peak).max(self.live_bytes);
+        if self.live_bytes > self.phase_peak_live_bytes[self.phase_idx] {
+            self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
+            // A new peak: how fragmented the memory is at it.
+            let s = self.strategy.stats();
+            self.phase_fragmentation[self.phase_idx] = Fragmentation {
+                reserved_minus_live_bytes: s.reserved_bytes.saturating_sub(self.live_bytes),
+                largest_free_bytes: s.largest_free_bytes,
+            };
+        }
         self.live_capacity_bytes += capacity;
         let counters = self.tag_counters(tag);
         counters.acquires += 1;
@@ -529,6 +539,7 @@ impl<M: Memory> Core<M> {
         self.strategy.reset_peak();
         self.phase_peak_live_bytes = [0; 3];
         self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
+        self.phase_fragmentation = [Fragmentation::default(); 3];
         for tag in &mut self.tags {
             tag.peak_live_bytes = tag.live_bytes;
         }
@@ -560,6 +571,10 @@ impl<M: Memory> Core<M> {
             backing_allocations: s.backing_allocations,
             backing_frees: s.backing_frees,
             phase_exclusive_bytes: s.phase_exclusive_bytes,
+            splits: s.splits,
+            merges: s.merges,
+            largest_free_bytes: s.largest_free_bytes,
+            phase_fragmentation: [self.phase_fragmentation[0], self.phase_fragmentation[1]],
         }
     }
 

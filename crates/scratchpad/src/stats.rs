@@ -126,6 +126,27 @@ pub struct PoolStats {
     /// Of `reserved_bytes`, what only steps of each phase can use (indexed
     /// by [`Phase::index`]); see [`StrategyStats::phase_exclusive_bytes`].
     pub phase_exclusive_bytes: [usize; 2],
+    /// Blocks split to serve a request (`bfc`, `tlsf`).
+    pub splits: u64,
+    /// Free neighbours merged on release (`bfc`, `tlsf`).
+    pub merges: u64,
+    /// The largest extent of held memory one request could be served from
+    /// now; see [`StrategyStats::largest_free_bytes`].
+    pub largest_free_bytes: usize,
+    /// Fragmentation at each phase's peak of live bytes (indexed by
+    /// [`Phase::index`]).
+    pub phase_fragmentation: [Fragmentation; 2],
+}
+
+/// How fragmented a pool was at the moment its live bytes peaked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Fragmentation {
+    /// Bytes held from the memory beyond the live ones: internal waste,
+    /// idle buffers and free blocks together.
+    pub reserved_minus_live_bytes: usize,
+    /// The largest extent of held memory one more request could have been
+    /// served from without the backing memory.
+    pub largest_free_bytes: usize,
 }
 
 impl PoolStats {
@@ -179,6 +200,8 @@ impl PoolStats {
             trims: self.trims - earlier.trims,
             backing_allocations: self.backing_allocations - earlier.backing_allocations,
             backing_frees: self.backing_frees - earlier.backing_frees,
+            splits: self.splits - earlier.splits,
+            merges: self.merges - earlier.merges,
             ..*self
         }
     }

@@ -210,7 +210,14 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
 
     fn stats(&self) -> StrategyStats {
         let idle = self.chunks.iter().map(|c| c.size - c.used).sum();
-        self.counters.report(&self.backing, idle)
+        let mut stats = self.counters.report(&self.backing, idle);
+        stats.largest_free_bytes = self
+            .chunks
+            .iter()
+            .map(|c| c.size - c.used)
+            .max()
+            .unwrap_or(0);
+        stats
     }
 }
 

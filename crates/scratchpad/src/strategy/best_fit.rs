@@ -43,6 +43,11 @@ impl<P: Copy> FreeList<P> {
         self.retained_bytes
     }
 
+    /// The largest idle buffer.
+    pub(crate) fn largest(&self) -> usize {
+        self.idle.last().map_or(0, |&(capacity, _)| capacity)
+    }
+
     /// Serves `request` from the smallest idle buffer that fits, or from a
     /// new buffer, counting the hit or miss.
     #[inline(always)]
@@ -186,8 +191,11 @@ unsafe impl<M: Memory> ScratchPool<M> for BestFit<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        self.counters
-            .report(&self.backing, self.free.retained_bytes())
+        let mut stats = self
+            .counters
+            .report(&self.backing, self.free.retained_bytes());
+        stats.largest_free_bytes = self.free.largest();
+        stats
     }
 }
 

@@ -372,6 +372,16 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             .counters
             .report(&self.backing, self.fallback.retained_bytes() + idle);
         stats.phase_exclusive_bytes = [self.slabs[0].bytes, self.slabs[1].bytes];
+        // An idle slab serves any request of its phase; else the fallback's
+        // largest idle buffer.
+        stats.largest_free_bytes = self
+            .slabs
+            .iter()
+            .filter(|s| s.live.is_empty())
+            .map(|s| s.bytes)
+            .chain([self.fallback.largest()])
+            .max()
+            .unwrap_or(0);
         stats
     }
 }

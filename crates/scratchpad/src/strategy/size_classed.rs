@@ -159,7 +159,14 @@ unsafe impl<M: Memory> ScratchPool<M> for SizeClassed<M> {
         let retained = (0..N_CLASSES)
             .map(|c| self.len[c] as usize * Self::class_size(c))
             .sum();
-        self.counters.report(&self.backing, retained)
+        let mut stats = self.counters.report(&self.backing, retained);
+        // The largest non-empty class.
+        stats.largest_free_bytes = if self.nonempty == 0 {
+            0
+        } else {
+            Self::class_size(63 - self.nonempty.leading_zeros() as usize)
+        };
+        stats
     }
 }
 

@@ -151,7 +151,17 @@ unsafe impl<M: Memory> ScratchPool<M> for Workspace<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        self.counters.report(&self.backing, self.retained_bytes)
+        let mut stats = self.counters.report(&self.backing, self.retained_bytes);
+        // The largest idle buffer (it serves its own call site only).
+        stats.largest_free_bytes = self
+            .buffers
+            .iter()
+            .flatten()
+            .filter(|b| !b.leased)
+            .map(|b| b.capacity)
+            .max()
+            .unwrap_or(0);
+        stats
     }
 }
 

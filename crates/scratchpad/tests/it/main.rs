@@ -2,6 +2,7 @@
 //! and the thread-safe wrapper pass, property tests, the planned strategy,
 //! traces and the layer trace.
 
+mod bfc;
 mod conformance;
 mod layer_trace;
 mod planned;

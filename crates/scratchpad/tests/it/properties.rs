@@ -169,3 +169,42 @@ proptest! {
         }
     }
 }
+
+/// A long pseudo-random sequence through the splitting strategies, with
+/// their split and merge counts: the paths the property tests are meant to
+/// reach did run.
+#[test]
+fn bfc_and_tlsf_split_and_coalesce_on_random_sequences() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let ops: Vec<Op> = (0..400)
+        .map(|_| match next() % 10 {
+            0..=5 => Op::Acquire {
+                bytes: match next() % 8 {
+                    0..=5 => (next() % 8192) as usize,
+                    6 => (next() % (1 << 20)) as usize,
+                    _ => (1 << 20) + (next() % (3 << 20)) as usize,
+                },
+                dtype: (next() % N_DTYPES as u64) as usize,
+                zeroed: next() % 2 == 0,
+            },
+            6..=8 => Op::Release(next() as usize),
+            _ => Op::Enter,
+        })
+        .collect();
+    for target in targets(&PoolOptions::default()) {
+        let name = target.strategy();
+        if name != "bfc" && name != "tlsf" {
+            continue;
+        }
+        run_target(&target, &ops);
+        let stats = target.stats();
+        assert!(stats.splits > 50, "{name}: {} splits", stats.splits);
+        assert!(stats.merges > 50, "{name}: {} merges", stats.merges);
+    }
+}
