@@ -40,6 +40,11 @@ pub struct PhaseRun {
     /// only the other phase can use).
     pub footprint_bytes: usize,
     pub lower_bound_bytes: usize,
+    /// At the phase's peak of live bytes: reserved minus live.
+    pub fragmentation_bytes: usize,
+    /// At the same moment: the largest extent one request could have been
+    /// served from without the backing memory.
+    pub largest_free_bytes: usize,
     pub retained_bytes_at_end: usize,
     pub evictions: u64,
     pub deviations: u64,
@@ -96,6 +101,8 @@ fn phase_run(
         peak_reserved_bytes: stats.peak_reserved_for(phase),
         footprint_bytes: stats.peak_reserved_bytes,
         lower_bound_bytes: stats.lower_bound(phase),
+        fragmentation_bytes: stats.phase_fragmentation[phase.index()].reserved_minus_live_bytes,
+        largest_free_bytes: stats.phase_fragmentation[phase.index()].largest_free_bytes,
         retained_bytes_at_end: stats.retained_bytes,
         evictions: window.evictions,
         deviations: window.deviations,
@@ -219,6 +226,10 @@ pub struct PhaseReport {
     pub footprint_bytes: usize,
     pub lower_bound_bytes: usize,
     pub peak_over_lower_bound: f64,
+    /// At the phase's peak of live bytes: reserved minus live.
+    pub fragmentation_bytes: usize,
+    /// At the same moment: the largest free extent the strategy held.
+    pub largest_free_bytes: usize,
     pub retained_bytes_at_end: usize,
     pub evictions: u64,
     pub deviations: u64,
@@ -276,6 +287,8 @@ fn phase_report(runs: &[&PhaseRun], decode: bool) -> PhaseReport {
         lower_bound_bytes: last.lower_bound_bytes,
         peak_over_lower_bound: last.peak_reserved_bytes as f64
             / last.lower_bound_bytes.max(1) as f64,
+        fragmentation_bytes: last.fragmentation_bytes,
+        largest_free_bytes: last.largest_free_bytes,
         retained_bytes_at_end: last.retained_bytes_at_end,
         evictions: last.evictions,
         deviations: last.deviations,
@@ -359,7 +372,7 @@ pub fn print_table(
         )?;
         writeln!(
             out,
-            "{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>7} {:>11} {:>11} {:>6} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
+            "{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>7} {:>11} {:>11} {:>6} {:>11} {:>11} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
             "strategy",
             "allocs/t",
             "bytes/t",
@@ -370,6 +383,8 @@ pub fn print_table(
             "peak",
             "lower bnd",
             "ratio",
+            "frag@peak",
+            "max free",
             "footprint",
             "retained",
             "evict",
@@ -394,7 +409,7 @@ pub fn print_table(
             };
             writeln!(
                 out,
-                "{:<13} {:>9.2} {:>10.0} {:>8.1} {:>6.1} {:>8.2} {:>7.2} {:>11} {:>11} {:>6.3} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
+                "{:<13} {:>9.2} {:>10.0} {:>8.1} {:>6.1} {:>8.2} {:>7.2} {:>11} {:>11} {:>6.3} {:>11} {:>11} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
                 r.strategy,
                 p.heap_allocations_per_token,
                 p.heap_bytes_per_token,
@@ -405,6 +420,8 @@ pub fn print_table(
                 bytes(p.peak_reserved_bytes),
                 bytes(p.lower_bound_bytes),
                 p.peak_over_lower_bound,
+                bytes(p.fragmentation_bytes),
+                bytes(p.largest_free_bytes),
                 bytes(p.footprint_bytes),
                 bytes(p.retained_bytes_at_end),
                 p.evictions,
@@ -421,8 +438,14 @@ pub fn print_table(
 }
 
 /// The per-tag table: acquires per run and peak live bytes per call site
-/// (the workload's, so the same under every strategy).
-pub fn print_tags(tags: &[TagStats], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// (the workload's, so the same under every strategy), then each
+/// strategy's fragmentation at each phase's peak, beside the bound the
+/// call sites add up to.
+pub fn print_tags(
+    tags: &[TagStats],
+    reports: &[StrategyReport],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     writeln!(out, "\nper call site (one run, reserve included)")?;
     writeln!(out, "{:<24} {:>10} {:>14}", "tag", "acquires", "peak live")?;
     let mut tags = tags.to_vec();
@@ -434,6 +457,27 @@ pub fn print_tags(tags: &[TagStats], out: &mut dyn std::io::Write) -> std::io::R
             t.name,
             t.acquires,
             bytes(t.peak_live_bytes)
+        )?;
+    }
+    writeln!(
+        out,
+        "\nfragmentation at each phase's peak of live bytes: reserved - live / largest free extent"
+    )?;
+    writeln!(out, "{:<13} {:>25} {:>25}", "strategy", "prefill", "decode")?;
+    for r in reports {
+        let cell = |p: &PhaseReport| {
+            format!(
+                "{} / {}",
+                bytes(p.fragmentation_bytes),
+                bytes(p.largest_free_bytes)
+            )
+        };
+        writeln!(
+            out,
+            "{:<13} {:>25} {:>25}",
+            r.strategy,
+            cell(&r.prefill),
+            cell(&r.decode)
         )?;
     }
     Ok(())

@@ -299,6 +299,9 @@ struct ReplayArgs {
     /// size-classed's idle buffers per class.
     #[arg(long)]
     per_class_cap: Option<usize>,
+    /// Write every figure as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -536,7 +539,7 @@ all {} strategies generated the same {} tokens",
         workload.steps
     )?;
     if args.by_tag {
-        compare::print_tags(&runs[0][0].tags, &mut out)?;
+        compare::print_tags(&runs[0][0].tags, &reports, &mut out)?;
     }
     if let Some(path) = &args.json {
         let mut json =
@@ -592,23 +595,69 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<13} {:>14} {:>14} {:>7} {:>10} {:>9} {:>10}",
-        "strategy", "peak reserved", "lower bound", "ratio", "ns/op", "misses", "deviations"
+        "per phase: the largest step window over its warm steps (each step after the phase's first), as compare reports them"
     )?;
+    writeln!(
+        out,
+        "{:<13} {:>13} {:>13} {:>7} {:>13} {:>13} {:>7} {:>8} {:>7} {:>5}",
+        "strategy",
+        "prefill peak",
+        "lower bnd",
+        "ratio",
+        "decode peak",
+        "lower bnd",
+        "ratio",
+        "ns/op",
+        "misses",
+        "dev"
+    )?;
+    let mut rows = Vec::new();
     for name in names {
         let pool = Pool::with_strategy(&name, HostMemory, &options)?;
         let report = trace.replay(&pool)?;
+        let [p, d] = report.phases;
         writeln!(
             out,
-            "{:<13} {:>14} {:>14} {:>7.3} {:>10.1} {:>9} {:>10}",
+            "{:<13} {:>13} {:>13} {:>7.3} {:>13} {:>13} {:>7.3} {:>8.1} {:>7} {:>5}",
             name,
-            report.stats.peak_reserved_bytes,
-            report.lower_bound,
-            report.ratio().unwrap_or(0.0),
+            p.peak_reserved_bytes,
+            p.lower_bound_bytes,
+            p.ratio().unwrap_or(0.0),
+            d.peak_reserved_bytes,
+            d.lower_bound_bytes,
+            d.ratio().unwrap_or(0.0),
             report.ns_per_op(),
             report.stats.misses,
-            report.stats.deviations
+            p.deviations + d.deviations
         )?;
+        let phase = |f: &scratchpad::PhaseReplay| {
+            serde_json::json!({
+                "steps": f.steps,
+                "peak_reserved_bytes": f.peak_reserved_bytes,
+                "lower_bound_bytes": f.lower_bound_bytes,
+                "peak_over_lower_bound": f.ratio(),
+                "deviations": f.deviations,
+            })
+        };
+        rows.push(serde_json::json!({
+            "strategy": name,
+            "prefill": phase(&p),
+            "decode": phase(&d),
+            "ns_per_op": report.ns_per_op(),
+            "ops": report.ops,
+            "misses": report.stats.misses,
+            "peak_reserved_bytes_overall": report.stats.peak_reserved_bytes,
+        }));
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "trace": args.trace.display().to_string(),
+            "acquires": trace.acquires(),
+            "lower_bound_bytes": lower_bound,
+            "phase_lower_bound_bytes": { "prefill": prefill, "decode": decode },
+            "strategies": rows,
+        });
+        write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     Ok(())
 }

@@ -324,3 +324,50 @@ fn bad_input_is_refused_clearly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn replay_of_a_recorded_trace_reproduces_compares_peaks_and_bounds() {
+    let dir = temp_dir("replay-agrees");
+    let compare = compare_json(&dir, &[]);
+    let trace = dir.join("run.trace.json");
+    let replayed = dir.join("replay.json");
+    // The trace of one run of the same workload (its events do not depend
+    // on the strategy that served them).
+    let mut args = vec!["trace", "--out", trace.to_str().unwrap()];
+    args.extend(&WORKLOAD[..8]);
+    let out = scratchpad(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = scratchpad(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "--json",
+        replayed.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replay: Value = serde_json::from_str(&std::fs::read_to_string(&replayed).unwrap()).unwrap();
+    let compared = compare["strategies"].as_array().unwrap();
+    let replayed = replay["strategies"].as_array().unwrap();
+    assert_eq!(replayed.len(), STRATEGY_NAMES.len());
+    for name in STRATEGY_NAMES {
+        let c = compared.iter().find(|s| s["strategy"] == name).unwrap();
+        let r = replayed.iter().find(|s| s["strategy"] == name).unwrap();
+        for phase in ["prefill", "decode"] {
+            for field in ["peak_reserved_bytes", "lower_bound_bytes"] {
+                assert_eq!(
+                    r[phase][field], c[phase][field],
+                    "{name} {phase} {field}: replay {} vs compare {}",
+                    r[phase], c[phase]
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -26,6 +26,7 @@ mod memory;
 mod phase;
 mod pool;
 mod pool_control;
+mod replay;
 mod scope;
 mod scratch_pool;
 mod scratch_req;
@@ -44,6 +45,7 @@ pub use memory::{BLOCK_ALIGN, HostMemory, HostPtr, Memory};
 pub use phase::Phase;
 pub use pool::Pool;
 pub use pool_control::PoolControl;
+pub use replay::{PhaseReplay, ReplayReport};
 pub use scope::Scope;
 pub use scratch_pool::{Grant, Request, ScratchPool};
 pub use scratch_req::ScratchReq;
@@ -54,4 +56,4 @@ pub use strategy::{
     stable_addresses, strategy_info,
 };
 pub use tag::Tag;
-pub use trace::{Event, ReplayReport, TRACE_FORMAT, TRACE_VERSION, Trace};
+pub use trace::{Event, TRACE_FORMAT, TRACE_VERSION, Trace};

@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
-use crate::trace::Recorder;
+use crate::trace::ops::Op;
+use crate::trace::recorder::Recorder;
 use crate::{
     BLOCK_ALIGN, Fragmentation, Grant, Memory, Phase, PoolOptions, PoolStats, Request, Scope,
     ScratchError, ScratchPool, Tag, TagStats, Trace,
@@ -130,8 +131,73 @@ impl<M: Memory> Pool<M> {
         self.core.borrow_mut().recorder.take().map(|r| r.finish())
     }
 
-    pub(crate) fn core(&self) -> &RefCell<Core<M>> {
-        &self.core
+    /// Runs validated trace ops on this pool (the replay loop, timed by
+    /// [`Trace::replay`]) inside one extra scope: each step's peaks are
+    /// reset as it begins, and `on_step` is told the phase and the stats
+    /// then, and `None` with the stats when it ends. Returns the acquires
+    /// and releases performed. After an error it closes what it opened,
+    /// releasing the leases still live.
+    pub(crate) fn run_ops(
+        &self,
+        ops: &[Op],
+        on_step: &mut dyn FnMut(Option<Phase>, PoolStats),
+    ) -> Result<u64, ScratchError> {
+        let n_leases = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Acquire { .. }))
+            .count();
+        let mut slots = vec![EMPTY_SLOT; n_leases];
+        let mut n_ops = 0u64;
+        let mut core = self.core.borrow_mut();
+        let base = core.enter_scope();
+        let mut depth = base;
+        let mut result = Ok(());
+        for op in ops {
+            match *op {
+                Op::Step(phase) => {
+                    core.begin_step(phase);
+                    core.reset_peaks();
+                    on_step(Some(phase), core.stats());
+                }
+                Op::EndStep => {
+                    on_step(None, core.stats());
+                    core.end_step();
+                }
+                Op::Scope => depth = core.enter_scope(),
+                Op::EndScope => {
+                    core.exit_scope(depth);
+                    depth -= 1;
+                }
+                Op::Acquire {
+                    lease,
+                    bytes,
+                    align,
+                    tag,
+                } => {
+                    match core.acquire(bytes, align, tag, depth) {
+                        Ok((slot, _, _)) => slots[lease] = slot,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                    n_ops += 1;
+                }
+                Op::Release { lease } => {
+                    match slots[lease] {
+                        EMPTY_SLOT => core.release_empty(),
+                        slot => core.release(slot),
+                    }
+                    n_ops += 1;
+                }
+            }
+        }
+        core.end_step();
+        while depth >= base {
+            core.exit_scope(depth);
+            depth -= 1;
+        }
+        result.map(|()| n_ops)
     }
 }
 
@@ -262,10 +328,6 @@ impl<M: Memory> Core<M> {
             verify: cfg!(debug_assertions),
             recorder: None,
         }
-    }
-
-    pub(crate) fn strategy_name(&self) -> &'static str {
-        self.strategy.name()
     }
 
     pub(crate) fn memory(&self) -> &M {

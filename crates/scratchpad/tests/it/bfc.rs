@@ -36,7 +36,11 @@ fn each_pool_takes_segments_of_its_size() {
         (MIB + 1, 20 * MIB, "above 1 MiB: 20 MiB"),
         (10 * MIB - 512, 20 * MIB, "below 10 MiB: 20 MiB"),
         (10 * MIB, 10 * MIB, "10 MiB: its own size"),
-        (11 * MIB - 100, 12 * MIB, "11 MiB less a little: rounded up to 12 MiB"),
+        (
+            11 * MIB - 100,
+            12 * MIB,
+            "11 MiB less a little: rounded up to 12 MiB",
+        ),
     ] {
         let pool = bfc(PoolOptions::default());
         pool.scope(|s| {
@@ -52,7 +56,11 @@ fn each_pool_takes_segments_of_its_size() {
         let _b = s.acquire::<u8>(10 * MIB, tag!("bfc.b")).unwrap();
         assert_eq!(pool.stats().reserved_bytes, 20 * MIB);
         let _c = s.acquire::<u8>(9 * MIB, tag!("bfc.c")).unwrap();
-        assert_eq!(pool.stats().reserved_bytes, 40 * MIB, "8 MiB left: a new segment");
+        assert_eq!(
+            pool.stats().reserved_bytes,
+            40 * MIB,
+            "8 MiB left: a new segment"
+        );
     });
 }
 

@@ -1,0 +1,190 @@
+//! The trace format: [`Trace`] and [`Event`], JSON in and out, files.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{BLOCK_ALIGN, Phase, ScratchError};
+
+/// The `format` field of every trace.
+pub const TRACE_FORMAT: &str = "scratchpad-trace";
+/// The format version this build reads and writes.
+pub const TRACE_VERSION: u64 = 1;
+
+/// One event of a trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// A step of `phase` begins.
+    Step {
+        /// The step's phase.
+        phase: Phase,
+    },
+    /// The current step ends.
+    EndStep,
+    /// A scope opens.
+    Scope,
+    /// The innermost scope closes, releasing its remaining leases.
+    EndScope,
+    /// A lease is acquired.
+    Acquire {
+        /// Unique within the trace.
+        id: u64,
+        /// Bytes requested.
+        bytes: usize,
+        /// Alignment requested.
+        #[serde(default = "default_align")]
+        align: usize,
+        /// Index into the trace's `tags`.
+        #[serde(default)]
+        tag: u32,
+    },
+    /// A lease is released.
+    Release {
+        /// The id of its acquire.
+        id: u64,
+    },
+}
+
+fn default_align() -> usize {
+    BLOCK_ALIGN
+}
+
+/// A recorded run of a pool: the events, and the tag names they refer to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trace {
+    /// Always [`TRACE_FORMAT`].
+    pub format: String,
+    /// Always [`TRACE_VERSION`] for traces this build writes.
+    pub version: u64,
+    /// Call-site names; events refer to them by index.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The events in order.
+    pub events: Vec<Event>,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace::new()
+    }
+}
+
+impl Trace {
+    /// An empty trace of the current version.
+    pub fn new() -> Self {
+        Trace {
+            format: TRACE_FORMAT.to_owned(),
+            version: TRACE_VERSION,
+            tags: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The index of tag `name`, added if new.
+    pub fn tag_index(&mut self, name: &str) -> u32 {
+        match self.tags.iter().position(|t| t == name) {
+            Some(idx) => idx as u32,
+            None => {
+                self.tags.push(name.to_owned());
+                (self.tags.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Parses and validates a trace.
+    pub fn from_json(json: &str) -> Result<Self, ScratchError> {
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            version: Option<u64>,
+        }
+        let invalid = |e: serde_json::Error| ScratchError::InvalidTrace {
+            reason: e.to_string(),
+        };
+        let header: Header = serde_json::from_str(json).map_err(invalid)?;
+        if header.format.as_deref() != Some(TRACE_FORMAT) {
+            return Err(ScratchError::InvalidTrace {
+                reason: format!("the `format` field must be \"{TRACE_FORMAT}\""),
+            });
+        }
+        match header.version {
+            Some(TRACE_VERSION) => {}
+            Some(found) => {
+                return Err(ScratchError::TraceVersion {
+                    found,
+                    supported: TRACE_VERSION,
+                });
+            }
+            None => {
+                return Err(ScratchError::InvalidTrace {
+                    reason: "the `version` field is missing".to_owned(),
+                });
+            }
+        }
+        let trace: Trace = serde_json::from_str(json).map_err(invalid)?;
+        trace.validate()?;
+        Ok(trace)
+    }
+
+    /// The trace as JSON, one event per line.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "{{\"format\":\"{}\",\"version\":{},\"tags\":{},\"events\":[\n",
+            self.format,
+            self.version,
+            serde_json::to_string(&self.tags).expect("strings serialise")
+        ));
+        for (idx, event) in self.events.iter().enumerate() {
+            out.push_str(&serde_json::to_string(event).expect("events serialise"));
+            out.push_str(if idx + 1 < self.events.len() {
+                ",\n"
+            } else {
+                "\n"
+            });
+        }
+        out.push_str("]}\n");
+        out
+    }
+
+    /// Reads and validates a trace file.
+    pub fn read(path: &Path) -> Result<Self, ScratchError> {
+        let json = std::fs::read_to_string(path).map_err(|source| ScratchError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Trace::from_json(&json).map_err(|e| match e {
+            ScratchError::InvalidTrace { reason } => ScratchError::InvalidTrace {
+                reason: format!("{}: {reason}", path.display()),
+            },
+            other => other,
+        })
+    }
+
+    /// Writes the trace to `path` through a temporary file in the same
+    /// folder, so a failed write leaves no half-written trace behind.
+    pub fn write(&self, path: &Path) -> Result<(), ScratchError> {
+        let io = |source| ScratchError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, self.to_json()).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// Acquire events in the trace.
+    pub fn acquires(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Acquire { .. }))
+            .count()
+    }
+}

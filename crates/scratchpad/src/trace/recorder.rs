@@ -1,0 +1,61 @@
+//! [`Recorder`]: a pool's events recorded as they happen.
+
+use crate::{Phase, Tag};
+
+use super::{Event, Trace};
+
+/// Records a pool's events as they happen (see [`Pool::start_trace`]).
+pub(crate) struct Recorder {
+    trace: Trace,
+    /// The trace's index of each tag, by [`Tag::index`]; `u32::MAX` if absent.
+    tag_index: Vec<u32>,
+}
+
+impl Recorder {
+    pub(crate) fn new() -> Self {
+        Recorder {
+            trace: Trace::new(),
+            tag_index: Vec::new(),
+        }
+    }
+
+    pub(crate) fn acquire(&mut self, id: u64, bytes: usize, align: usize, tag: Tag) {
+        if self.tag_index.len() <= tag.index() {
+            self.tag_index.resize(tag.index() + 1, u32::MAX);
+        }
+        if self.tag_index[tag.index()] == u32::MAX {
+            self.tag_index[tag.index()] = self.trace.tag_index(tag.name());
+        }
+        let tag = self.tag_index[tag.index()];
+        self.trace.events.push(Event::Acquire {
+            id,
+            bytes,
+            align,
+            tag,
+        });
+    }
+
+    pub(crate) fn release(&mut self, id: u64) {
+        self.trace.events.push(Event::Release { id });
+    }
+
+    pub(crate) fn scope(&mut self) {
+        self.trace.events.push(Event::Scope);
+    }
+
+    pub(crate) fn end_scope(&mut self) {
+        self.trace.events.push(Event::EndScope);
+    }
+
+    pub(crate) fn step(&mut self, phase: Phase) {
+        self.trace.events.push(Event::Step { phase });
+    }
+
+    pub(crate) fn end_step(&mut self) {
+        self.trace.events.push(Event::EndStep);
+    }
+
+    pub(crate) fn finish(self) -> Trace {
+        self.trace
+    }
+}
