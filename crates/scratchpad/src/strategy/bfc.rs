@@ -98,16 +98,18 @@ impl<M: Memory> Bfc<M> {
         }
     }
 
+    #[inline]
     fn key(&self, idx: u32) -> (usize, usize, u32) {
         let block = self.segments.block(idx);
-        let base = M::address(self.segments.segment(block.segment).base);
-        (block.size, base + block.offset, idx)
+        (block.size, block.address, idx)
     }
 
+    #[inline]
     fn pool_of(&self, idx: u32) -> usize {
-        self.segments.segment_of(idx).class as usize
+        self.segments.block(idx).class as usize
     }
 
+    #[inline]
     fn insert_free(&mut self, idx: u32) {
         let key = self.key(idx);
         let list = &mut self.free[self.pool_of(idx)];
@@ -116,6 +118,29 @@ impl<M: Memory> Bfc<M> {
         self.free_bytes += key.0;
     }
 
+    /// Puts block `new` where the free-list entry `old` was, then moves it
+    /// to its sorted place: one shift of the list instead of a removal and
+    /// an insertion (a split's rest replacing the block it came from, a
+    /// merged block replacing its neighbour).
+    #[inline]
+    fn replace_free(&mut self, old: (usize, usize, u32), new: u32) {
+        let key = self.key(new);
+        let list = &mut self.free[self.segments.block(new).class as usize];
+        let mut at = list.partition_point(|&k| k < old);
+        debug_assert_eq!(list.get(at), Some(&old), "a free block is listed");
+        list[at] = key;
+        while at + 1 < list.len() && list[at + 1] < key {
+            list.swap(at, at + 1);
+            at += 1;
+        }
+        while at > 0 && list[at - 1] > key {
+            list.swap(at, at - 1);
+            at -= 1;
+        }
+        self.free_bytes = self.free_bytes - old.0 + key.0;
+    }
+
+    #[inline]
     fn remove_free(&mut self, idx: u32) {
         let key = self.key(idx);
         let list = &mut self.free[self.pool_of(idx)];
@@ -127,6 +152,7 @@ impl<M: Memory> Bfc<M> {
 
     /// The best-fitting free block of `pool` for `size`, under PyTorch's
     /// rules for oversize blocks.
+    #[inline]
     fn find(&self, pool: usize, size: usize) -> Option<u32> {
         let list = &self.free[pool];
         let at = list.partition_point(|&(s, _, _)| s < size);
@@ -141,6 +167,7 @@ impl<M: Memory> Bfc<M> {
         Some(idx)
     }
 
+    #[inline]
     fn should_split(&self, pool: usize, size: usize, remaining: usize) -> bool {
         if pool == SMALL {
             remaining >= ROUND
@@ -188,7 +215,9 @@ impl<M: Memory> Bfc<M> {
             }
             Err(e) => return Err(e),
         };
-        Ok(self.segments.add_segment(base, bytes, pool as u8))
+        Ok(self
+            .segments
+            .add_segment(base, M::address(base), bytes, pool as u8))
     }
 }
 
@@ -210,22 +239,28 @@ unsafe impl<M: Memory> ScratchPool<M> for Bfc<M> {
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let size = round_up(request.bytes, ROUND).ok_or_else(|| too_large(request.bytes))?;
         let pool = if size <= SMALL_SIZE { SMALL } else { LARGE };
-        let idx = match self.find(pool, size) {
+        let (idx, listed) = match self.find(pool, size) {
             Some(idx) => {
-                self.remove_free(idx);
                 self.counters.hits += 1;
-                idx
+                (idx, true)
             }
             None => {
                 let idx = self.new_segment(pool, size)?;
                 self.counters.misses += 1;
-                idx
+                (idx, false)
             }
         };
-        let remaining = self.segments.block(idx).size - size;
+        let old = self.key(idx);
+        let remaining = old.0 - size;
         if self.should_split(pool, size, remaining) {
             let rest = self.segments.split(idx, size);
-            self.insert_free(rest);
+            if listed {
+                self.replace_free(old, rest);
+            } else {
+                self.insert_free(rest);
+            }
+        } else if listed {
+            self.remove_free(idx);
         }
         let block = *self.segments.block(idx);
         self.segments.block_mut(idx).free = false;
@@ -240,24 +275,37 @@ unsafe impl<M: Memory> ScratchPool<M> for Bfc<M> {
     }
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
-        let mut idx = grant.token;
+        let idx = grant.token;
         {
             let b = self.segments.block_mut(idx);
             b.free = true;
             b.fresh = false;
         }
         let next = self.segments.block(idx).next;
-        if next != NONE && self.segments.block(next).free {
-            self.remove_free(next);
-            self.segments.merge_next(idx);
-        }
+        let next_free = next != NONE && self.segments.block(next).free;
         let prev = self.segments.block(idx).prev;
-        if prev != NONE && self.segments.block(prev).free {
-            self.remove_free(prev);
-            self.segments.merge_next(prev);
-            idx = prev;
+        let prev_free = prev != NONE && self.segments.block(prev).free;
+        // The merged block takes the list entry of a free neighbour.
+        match (prev_free, next_free) {
+            (false, false) => self.insert_free(idx),
+            (false, true) => {
+                let old = self.key(next);
+                self.segments.merge_next(idx);
+                self.replace_free(old, idx);
+            }
+            (true, false) => {
+                let old = self.key(prev);
+                self.segments.merge_next(prev);
+                self.replace_free(old, prev);
+            }
+            (true, true) => {
+                self.remove_free(next);
+                self.segments.merge_next(idx);
+                let old = self.key(prev);
+                self.segments.merge_next(prev);
+                self.replace_free(old, prev);
+            }
         }
-        self.insert_free(idx);
         if self.free_bytes > self.max_retained_bytes {
             let cap = self.max_retained_bytes;
             let freed = self.release_idle(|s| s.free_bytes > cap);

@@ -14,7 +14,12 @@ pub(crate) const NONE: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Block {
     pub(crate) segment: u32,
+    /// The segment's label, copied here for the hot paths.
+    pub(crate) class: u8,
     pub(crate) offset: usize,
+    /// The segment's base address plus `offset`: the address order of
+    /// `bfc`'s best fit, without a lookup of the segment.
+    pub(crate) address: usize,
     pub(crate) size: usize,
     pub(crate) free: bool,
     /// Never written since the memory zeroed it.
@@ -32,8 +37,6 @@ pub(crate) struct Block {
 pub(crate) struct Segment<P> {
     pub(crate) base: P,
     pub(crate) bytes: usize,
-    /// The strategy's label (`bfc`: small or large pool).
-    pub(crate) class: u8,
     /// Its first block, which never changes: merges absorb a block into
     /// the one before it.
     pub(crate) first: u32,
@@ -62,25 +65,24 @@ impl<P: Copy> Segments<P> {
         }
     }
 
+    #[inline]
     pub(crate) fn block(&self, idx: u32) -> &Block {
         &self.blocks[idx as usize]
     }
 
+    #[inline]
     pub(crate) fn block_mut(&mut self, idx: u32) -> &mut Block {
         &mut self.blocks[idx as usize]
     }
 
+    #[inline]
     pub(crate) fn segment(&self, idx: u32) -> &Segment<P> {
         self.segments[idx as usize]
             .as_ref()
             .expect("a block's segment is live")
     }
 
-    /// The segment of block `idx`.
-    pub(crate) fn segment_of(&self, idx: u32) -> &Segment<P> {
-        self.segment(self.block(idx).segment)
-    }
-
+    #[inline]
     fn new_block(&mut self, block: Block) -> u32 {
         match self.vacant_blocks.pop() {
             Some(idx) => {
@@ -95,11 +97,10 @@ impl<P: Copy> Segments<P> {
     }
 
     /// Adds a fresh segment and returns its one block, free, spanning it.
-    pub(crate) fn add_segment(&mut self, base: P, bytes: usize, class: u8) -> u32 {
+    pub(crate) fn add_segment(&mut self, base: P, address: usize, bytes: usize, class: u8) -> u32 {
         let segment = Segment {
             base,
             bytes,
-            class,
             first: NONE,
         };
         let seg = match self.vacant_segments.pop() {
@@ -114,7 +115,9 @@ impl<P: Copy> Segments<P> {
         };
         let first = self.new_block(Block {
             segment: seg,
+            class,
             offset: 0,
+            address,
             size: bytes,
             free: true,
             fresh: true,
@@ -131,12 +134,15 @@ impl<P: Copy> Segments<P> {
 
     /// Cuts block `idx` after its first `size` bytes; the rest becomes a new
     /// free block (returned), placed after it.
+    #[inline]
     pub(crate) fn split(&mut self, idx: u32, size: usize) -> u32 {
         let block = *self.block(idx);
         debug_assert!(size < block.size);
         let rest = self.new_block(Block {
             segment: block.segment,
+            class: block.class,
             offset: block.offset + size,
+            address: block.address + size,
             size: block.size - size,
             free: true,
             fresh: block.fresh,
@@ -157,6 +163,7 @@ impl<P: Copy> Segments<P> {
 
     /// Absorbs block `idx`'s next neighbour (free, out of every list) into
     /// it; the neighbour's slot is reused later.
+    #[inline]
     pub(crate) fn merge_next(&mut self, idx: u32) {
         let next = self.block(idx).next;
         let absorbed = *self.block(next);
@@ -173,6 +180,7 @@ impl<P: Copy> Segments<P> {
     }
 
     /// True when block `idx` spans its whole segment.
+    #[inline]
     pub(crate) fn spans_segment(&self, idx: u32) -> bool {
         let b = self.block(idx);
         b.prev == NONE && b.next == NONE

@@ -93,6 +93,7 @@ impl<M: Memory> Tlsf<M> {
         }
     }
 
+    #[inline]
     fn insert_free(&mut self, idx: u32) {
         let size = self.segments.block(idx).size;
         let (fl, sl) = mapping_insert(size);
@@ -111,9 +112,16 @@ impl<M: Memory> Tlsf<M> {
         self.free_bytes += size;
     }
 
+    #[inline]
     fn remove_free(&mut self, idx: u32) {
+        let (fl, sl) = mapping_insert(self.segments.block(idx).size);
+        self.unlink(idx, fl, sl);
+    }
+
+    /// Takes block `idx` out of list `(fl, sl)`, where it is.
+    #[inline]
+    fn unlink(&mut self, idx: u32, fl: usize, sl: usize) {
         let b = *self.segments.block(idx);
-        let (fl, sl) = mapping_insert(b.size);
         if b.prev_free != NONE {
             self.segments.block_mut(b.prev_free).next_free = b.next_free;
         } else {
@@ -131,8 +139,10 @@ impl<M: Memory> Tlsf<M> {
         self.free_bytes -= b.size;
     }
 
-    /// The head of the first non-empty list whose blocks all hold `size`.
-    fn find(&self, size: usize) -> Option<u32> {
+    /// The head of the first non-empty list whose blocks all hold `size`,
+    /// with that list.
+    #[inline]
+    fn find(&self, size: usize) -> Option<(u32, usize, usize)> {
         let (fl, sl) = mapping_search(size)?;
         if fl >= FL_COUNT {
             return None;
@@ -148,7 +158,7 @@ impl<M: Memory> Tlsf<M> {
             let fl = above.trailing_zeros() as usize;
             (fl, self.sl_bitmap[fl].trailing_zeros() as usize)
         };
-        Some(self.heads[fl][sl])
+        Some((self.heads[fl][sl], fl, sl))
     }
 
     fn release_idle(&mut self, mut keep_going: impl FnMut(&Self) -> bool) -> u64 {
@@ -189,8 +199,8 @@ unsafe impl<M: Memory> ScratchPool<M> for Tlsf<M> {
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let size = round_up(request.bytes, GRANULE).ok_or_else(|| too_large(request.bytes))?;
         let idx = match self.find(size) {
-            Some(idx) => {
-                self.remove_free(idx);
+            Some((idx, fl, sl)) => {
+                self.unlink(idx, fl, sl);
                 self.counters.hits += 1;
                 idx
             }
@@ -214,7 +224,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Tlsf<M> {
                     Err(e) => return Err(e),
                 };
                 self.counters.misses += 1;
-                self.segments.add_segment(base, bytes, 0)
+                self.segments.add_segment(base, M::address(base), bytes, 0)
             }
         };
         if self.segments.block(idx).size - size >= GRANULE {
