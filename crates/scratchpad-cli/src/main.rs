@@ -163,15 +163,28 @@ fn strategy_help(what: &str) -> String {
     help
 }
 
-/// Strategy names from `--pools` (all when empty), each checked.
-fn strategies(pools: &[String], options: &PoolOptions) -> anyhow::Result<Vec<String>> {
+/// Strategy names from `--pools` (all when empty; all that run on any
+/// memory for `--device cuda`), each checked.
+fn strategies(
+    pools: &[String],
+    options: &PoolOptions,
+    device: Device,
+) -> anyhow::Result<Vec<String>> {
     let names: Vec<String> = if pools.is_empty() {
-        STRATEGY_NAMES.iter().map(|s| s.to_string()).collect()
+        match device {
+            Device::Cpu => STRATEGY_NAMES.iter().map(|s| s.to_string()).collect(),
+            Device::Cuda => scratchpad::device_strategy_names()
+                .map(str::to_string)
+                .collect(),
+        }
     } else {
         pools.to_vec()
     };
     for name in &names {
         scratchpad::create_strategy(name, HostMemory, options)?;
+        if device == Device::Cuda && scratchpad::strategy_info(name).is_some_and(|s| s.host_only) {
+            bail!("the `{name}` pool runs on host memory only; it cannot serve --device cuda");
+        }
     }
     Ok(names)
 }
@@ -421,7 +434,11 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         bail!("--top-p must lie in [0, 1], not {}", args.top_p);
     }
     let options = PoolOptions::from_env()?;
-    strategies(std::slice::from_ref(&args.pool), &options)?;
+    strategies(
+        std::slice::from_ref(&args.pool),
+        &options,
+        args.device.device,
+    )?;
     let engine = args.device.engine(std::slice::from_ref(&args.pool))?;
     let model = Arc::new(args.model.load()?);
     let config = *model.config();
@@ -476,7 +493,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         bail!("--repeat must be at least 1");
     }
     let options = args.workload.options()?;
-    let names = strategies(&args.pools, &options)?;
+    let names = strategies(&args.pools, &options, args.workload.device.device)?;
     let engine = args.workload.device.engine(&names)?;
     let pool = thread_pool(args.workload.threads)?;
     let threads = pool.current_num_threads();
@@ -555,7 +572,11 @@ all {} strategies generated the same {} tokens",
 
 fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
     let workload = args.workload.workload(false)?;
-    strategies(std::slice::from_ref(&args.pool), &workload.options)?;
+    strategies(
+        std::slice::from_ref(&args.pool),
+        &workload.options,
+        args.workload.device.device,
+    )?;
     let engine = args
         .workload
         .device
@@ -583,7 +604,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(cap) = args.per_class_cap {
         options.per_class_cap = cap;
     }
-    let names = strategies(&args.pools, &options)?;
+    let names = strategies(&args.pools, &options, Device::Cpu)?;
     let lower_bound = trace.lower_bound()?;
     let [prefill, decode] = trace.phase_lower_bounds()?;
     let mut out = std::io::stdout().lock();

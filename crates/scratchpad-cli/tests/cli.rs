@@ -250,6 +250,19 @@ fn bad_inputs_give_clear_errors() {
     ] {
         fails_with(args, "stable after warm-up");
     }
+    // The malloc baselines are host memory; refused for a device up front.
+    fails_with(
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "--device",
+            "cuda",
+            "--pool",
+            "noop@jemalloc",
+        ],
+        "host memory only",
+    );
     // Without a device, one clear error (with one, tests/cuda.rs runs it).
     if scratchpad_cuda::context(0).is_err_and(|e| e.is_absence()) {
         for command in ["generate", "compare", "trace"] {

@@ -72,6 +72,18 @@ impl AllocCounts {
     }
 }
 
+/// Counts an allocation made by calling an allocator directly (the malloc
+/// baselines), without marking the counting allocator as installed.
+pub(crate) fn count_direct(bytes: usize) {
+    ALLOCATIONS.fetch_add(1, Relaxed);
+    BYTES.fetch_add(bytes as u64, Relaxed);
+}
+
+/// Counts a free made by calling an allocator directly.
+pub(crate) fn count_direct_free() {
+    DEALLOCATIONS.fetch_add(1, Relaxed);
+}
+
 fn count(bytes: usize) {
     ALLOCATIONS.fetch_add(1, Relaxed);
     BYTES.fetch_add(bytes as u64, Relaxed);

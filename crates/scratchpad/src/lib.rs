@@ -21,6 +21,7 @@ mod backing;
 mod context;
 mod counting_alloc;
 mod error;
+mod host_allocator;
 mod lease;
 mod memory;
 mod phase;
@@ -40,6 +41,7 @@ pub use backing::Backing;
 pub use context::ExecutionContext;
 pub use counting_alloc::{AllocCounts, CountingAlloc};
 pub use error::ScratchError;
+pub use host_allocator::HostAllocator;
 pub use lease::Lease;
 pub use memory::{BLOCK_ALIGN, HostMemory, HostPtr, Memory};
 pub use phase::Phase;
@@ -53,7 +55,7 @@ pub use shared_pool::SharedPool;
 pub use stats::{Counters, Fragmentation, PoolStats, StrategyStats, TagStats};
 pub use strategy::{
     MAX_RETAINED_ENV, PoolOptions, STRATEGIES, STRATEGY_NAMES, StrategyInfo, create_strategy,
-    stable_addresses, strategy_info,
+    device_strategy_names, stable_addresses, strategy_info,
 };
 pub use tag::Tag;
 pub use trace::{Event, TRACE_FORMAT, TRACE_VERSION, Trace};

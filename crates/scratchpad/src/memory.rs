@@ -5,12 +5,12 @@
 //! into a pointer or a device view is the memory's job, so every strategy
 //! works unchanged on the host and on a GPU.
 
-use std::alloc::{self, Layout};
+use std::alloc::Layout;
 use std::fmt;
 
 use bytemuck::Pod;
 
-use crate::ScratchError;
+use crate::{HostAllocator, ScratchError};
 
 /// Alignment of every block a [`Memory`] hands out, and the largest alignment
 /// a raw request may ask for: one cache line, wide enough for any SIMD load.
@@ -60,6 +60,16 @@ pub unsafe trait Memory: Send + 'static {
     /// dereferenced.
     fn dangling() -> Self::Ptr;
 
+    /// The same kind of memory from another host allocator, for the malloc
+    /// baselines; `None` (the default) for memory that is not host RAM.
+    fn with_host_allocator(&self, allocator: HostAllocator) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = allocator;
+        None
+    }
+
     /// Sets `bytes` bytes at `ptr` to zero (on a device: queues the
     /// memset before any later work). An error means the bytes may not be
     /// zero; the lease is then released and the error returned.
@@ -80,11 +90,36 @@ pub unsafe trait Memory: Send + 'static {
     unsafe fn view<'a, T: Pod>(ptr: Self::Ptr, len: usize) -> Self::View<'a, T>;
 }
 
-/// Host RAM from the global allocator: blocks aligned to [`BLOCK_ALIGN`],
-/// fresh blocks zero-initialised (`alloc_zeroed`; the OS hands out zero pages
-/// cheaply), freed on `deallocate`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HostMemory;
+/// Host RAM: blocks aligned to [`BLOCK_ALIGN`], fresh blocks
+/// zero-initialised (`alloc_zeroed`; the OS hands out zero pages cheaply),
+/// freed on `deallocate`; from the global allocator, or from mimalloc or
+/// jemalloc for the malloc baselines ([`HostAllocator`]).
+///
+/// `HostMemory` is also a constant of this type (the global allocator's),
+/// so `Pool::with_strategy("planned", HostMemory, &options)` reads as it
+/// did when this was a unit struct.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostMemory {
+    allocator: HostAllocator,
+}
+
+/// Host memory from the global allocator.
+#[allow(non_upper_case_globals)]
+pub const HostMemory: HostMemory = HostMemory {
+    allocator: HostAllocator::Global,
+};
+
+impl HostMemory {
+    /// Host memory from `allocator`.
+    pub fn from(allocator: HostAllocator) -> Self {
+        HostMemory { allocator }
+    }
+
+    /// The allocator behind it.
+    pub fn allocator(&self) -> HostAllocator {
+        self.allocator
+    }
+}
 
 /// A pointer into host memory handed out by [`HostMemory`].
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -115,22 +150,27 @@ fn host_layout(bytes: usize) -> Result<Layout, ScratchError> {
     })
 }
 
-// SAFETY: blocks come from the global allocator with a `BLOCK_ALIGN` layout
-// of the requested size through `alloc_zeroed`, so they are aligned, zeroed,
-// disjoint from every other live allocation, and valid until `dealloc`.
+// SAFETY: blocks come from the allocator with a `BLOCK_ALIGN` layout of the
+// requested size through its zeroing allocation, so they are aligned, zeroed,
+// disjoint from every other live allocation, and valid until freed by the
+// same allocator.
 unsafe impl Memory for HostMemory {
     type Ptr = HostPtr;
     type View<'a, T: Pod> = &'a mut [T];
 
     fn name(&self) -> &'static str {
-        "host"
+        self.allocator.name()
+    }
+
+    fn with_host_allocator(&self, allocator: HostAllocator) -> Option<Self> {
+        Some(HostMemory { allocator })
     }
 
     fn allocate(&self, bytes: usize) -> Result<HostPtr, ScratchError> {
         assert!(bytes > 0, "HostMemory::allocate takes a non-zero size");
         let layout = host_layout(bytes)?;
         // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = unsafe { self.allocator.alloc_zeroed(layout) };
         if ptr.is_null() {
             return Err(ScratchError::OutOfMemory {
                 memory: "host",
@@ -145,8 +185,8 @@ unsafe impl Memory for HostMemory {
     unsafe fn deallocate(&self, ptr: HostPtr, bytes: usize) {
         let layout = host_layout(bytes).expect("the layout was valid when allocated");
         // SAFETY: the caller promises `ptr` came from `allocate(bytes)`, i.e.
-        // from `alloc_zeroed` with this same layout, and is not used again.
-        unsafe { alloc::dealloc(ptr.0, layout) }
+        // from this allocator with this same layout, and is not used again.
+        unsafe { self.allocator.dealloc(ptr.0, layout) }
     }
 
     fn offset(ptr: HostPtr, offset: usize) -> HostPtr {

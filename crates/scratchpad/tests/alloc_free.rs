@@ -87,10 +87,10 @@ fn main() {
     for name in STRATEGY_NAMES {
         let pool = Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap();
         let counts = count(&|phase, f| pool.step(phase, |s| f(s)));
-        check(name.to_owned(), counts, name == "noop");
+        check(name.to_owned(), counts, name.starts_with("noop"));
         let shared = SharedPool::new(pool);
         let counts = count(&|phase, f| shared.step(phase, |s| f(s)));
-        check(format!("shared({name})"), counts, name == "noop");
+        check(format!("shared({name})"), counts, name.starts_with("noop"));
     }
     assert!(
         CountingAlloc::is_installed(),

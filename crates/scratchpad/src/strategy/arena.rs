@@ -15,6 +15,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "bump within chunks; releasing the newest lease pops, the rest waits for the scope's end; chunks consolidate into one",
     after: "bump allocation, SmallMind's arena",
     stable_addresses: true,
+    host_only: false,
 };
 
 /// The smallest chunk the arena allocates.

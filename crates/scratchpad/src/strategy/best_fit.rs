@@ -15,6 +15,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "the smallest idle whole buffer that fits; idle bytes capped (`max_retained_bytes`), evicting the smallest first",
     after: "tenferro `BufferPool`",
     stable_addresses: false,
+    host_only: false,
 };
 
 /// Sizes of new buffers are rounded up to this, so that requests differing

@@ -35,6 +35,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "512 B rounding; small pool (up to 1 MiB, 2 MiB segments) and large pool (20 MiB segments, or rounded to 2 MiB from 10 MiB); best fit by (size, address); split, coalesce on release; idle segments freed on a miss before out of memory",
     after: "PyTorch `CUDACachingAllocator`, TensorFlow BFC",
     stable_addresses: false,
+    host_only: false,
 };
 
 /// Every size is a multiple of this (PyTorch's `kMinBlockSize`).

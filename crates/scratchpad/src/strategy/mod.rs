@@ -21,31 +21,46 @@ pub struct StrategyInfo {
     /// True when, once warm, a step's leases get the same addresses as the
     /// step before (so a captured CUDA graph stays valid).
     pub stable_addresses: bool,
+    /// True when it runs on host memory only (the malloc baselines).
+    pub host_only: bool,
 }
 
-/// Declares each strategy's module and builds the registry from them.
+/// Declares each strategy's module and builds the registry from them: the
+/// strategies with a type and `Type::new(memory, options)`, then those made
+/// by their module's fallible `create(memory, options)` (the malloc
+/// baselines, which refuse device memory).
 macro_rules! registry {
-    ($($module:ident => $ty:ident),+ $(,)?) => {
+    (
+        $($module:ident => $ty:ident),+ ;
+        $($made:ident => create),* $(,)?
+    ) => {
         $(mod $module;)+
         $(pub use $module::$ty;)+
+        $(mod $made;)*
 
         /// Every strategy, in the order reports list them.
-        pub const STRATEGIES: [StrategyInfo; [$(stringify!($module)),+].len()] =
-            [$($module::INFO),+];
+        pub const STRATEGIES: [StrategyInfo; [$(stringify!($module)),+ $(, stringify!($made))*].len()] =
+            [$($module::INFO),+ $(, $made::INFO)*];
 
         /// Every strategy's name, as [`create_strategy`] and the CLI take them.
-        pub const STRATEGY_NAMES: [&str; STRATEGIES.len()] = [$($module::INFO.name),+];
+        pub const STRATEGY_NAMES: [&str; STRATEGIES.len()] =
+            [$($module::INFO.name),+ $(, $made::INFO.name)*];
 
         fn build<M: Memory>(
             name: &str,
             memory: M,
             options: &PoolOptions,
-        ) -> Option<Box<dyn ScratchPool<M>>> {
+        ) -> Option<Result<Box<dyn ScratchPool<M>>, ScratchError>> {
             $(
                 if name == $module::INFO.name {
-                    return Some(Box::new($ty::new(memory, options)));
+                    return Some(Ok(Box::new($ty::new(memory, options))));
                 }
             )+
+            $(
+                if name == $made::INFO.name {
+                    return Some($made::create(memory, options).map(|s| Box::new(s) as Box<dyn ScratchPool<M>>));
+                }
+            )*
             None
         }
     };
@@ -59,12 +74,20 @@ registry! {
     planned => Planned,
     workspace => Workspace,
     bfc => Bfc,
-    tlsf => Tlsf,
+    tlsf => Tlsf;
+    noop_mimalloc => create,
+    noop_jemalloc => create,
 }
 
 /// The registry's entry for `name`.
 pub fn strategy_info(name: &str) -> Option<&'static StrategyInfo> {
     STRATEGIES.iter().find(|s| s.name == name)
+}
+
+/// The names of the strategies that run on any memory (not host-only), for
+/// a device's default list.
+pub fn device_strategy_names() -> impl Iterator<Item = &'static str> {
+    STRATEGIES.iter().filter(|s| !s.host_only).map(|s| s.name)
 }
 
 /// Whether the strategy called `name` hands a warm step the same addresses
@@ -141,8 +164,10 @@ pub fn create_strategy<M: Memory>(
             reason: "at most 4096 idle buffers per class are kept",
         });
     }
-    build(name, memory, options).ok_or_else(|| ScratchError::UnknownStrategy {
-        name: name.to_owned(),
+    build(name, memory, options).unwrap_or_else(|| {
+        Err(ScratchError::UnknownStrategy {
+            name: name.to_owned(),
+        })
     })
 }
 

@@ -13,20 +13,30 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "every acquire allocates, every release frees: the baseline",
     after: "SKaiNET `NoopScratchPool`",
     stable_addresses: false,
+    host_only: false,
 };
 
 /// Allocates on acquire and frees on release; retains nothing.
 pub struct Noop<M: Memory> {
     backing: Backing<M>,
     counters: Counters,
+    /// `noop`, or a malloc baseline's entry.
+    info: &'static StrategyInfo,
 }
 
 impl<M: Memory> Noop<M> {
     /// A noop pool over `memory`.
     pub fn new(memory: M, options: &PoolOptions) -> Self {
+        Self::named(&INFO, memory, options)
+    }
+
+    /// The no-pool policy under another registry entry (the malloc
+    /// baselines: the same policy over another allocator's memory).
+    pub(crate) fn named(info: &'static StrategyInfo, memory: M, options: &PoolOptions) -> Self {
         Noop {
             backing: Backing::with_limit(memory, options.reserve_limit),
             counters: Counters::default(),
+            info,
         }
     }
 }
@@ -36,7 +46,7 @@ impl<M: Memory> Noop<M> {
 // block; it is freed only on the release of its own lease.
 unsafe impl<M: Memory> ScratchPool<M> for Noop<M> {
     fn name(&self) -> &'static str {
-        INFO.name
+        self.info.name
     }
 
     fn memory(&self) -> &M {

@@ -17,6 +17,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "the first step of each phase is measured, offsets planned greedy-by-size into one slab per phase and served at fixed offsets; every acquire is checked against live leases, a mismatch served elsewhere and counted, never aliased",
     after: "oneDNN user-managed scratchpad, ggml-alloc, TFLite arena planner",
     stable_addresses: true,
+    host_only: false,
 };
 
 /// Token of a lease served from the slab.

@@ -15,6 +15,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "power-of-two classes from 256 B, a LIFO stack per class, at most `per_class_cap` idle per class; an empty class borrows from the next larger one",
     after: "SKaiNET `SizeClassedScratchPool`, atomr `WorkspacePool`",
     stable_addresses: false,
+    host_only: false,
 };
 
 /// log2 of the smallest class.

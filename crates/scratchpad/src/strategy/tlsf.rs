@@ -26,6 +26,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "two-level segregated fit: O(1) acquire and release through a power-of-two and a 32-way linear bitmap of free lists, immediate coalescing",
     after: "Vulkan Memory Allocator, D3D12MA (Masmano et al. 2004)",
     stable_addresses: false,
+    host_only: false,
 };
 
 /// log2 of the second-level lists per power of two.

@@ -15,6 +15,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     policy: "persistent buffers per call site, grown on demand; a second buffer when the tag's first is leased",
     after: "SmallMind `GetOrAllocateWorkspace`",
     stable_addresses: true,
+    host_only: false,
 };
 
 struct Buffer<P> {

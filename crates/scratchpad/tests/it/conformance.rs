@@ -77,7 +77,7 @@ fn live_leases_never_alias_and_stats_add_up() {
         }
         let stats = target.stats();
         assert!(stats.acquires > 0);
-        if target.strategy() != "noop" {
+        if !target.strategy().starts_with("noop") {
             assert!(
                 stats.hits > 0,
                 "{}: a pooled strategy reuses memory",
@@ -195,7 +195,7 @@ fn trim_returns_idle_memory() {
         for round in 0..2 {
             workload(&target, round);
         }
-        assert!(target.stats().reserved_bytes > 0 || target.strategy() == "noop");
+        assert!(target.stats().reserved_bytes > 0 || target.strategy().starts_with("noop"));
         target.trim();
         let stats = target.stats();
         assert_eq!(

@@ -1,0 +1,29 @@
+//! `noop@mimalloc`: the no-pool policy of `noop` over mimalloc, called
+//! directly for every acquire and release: the baseline that answers
+//! whether a pool still pays off over a modern malloc. Host memory only.
+
+use super::StrategyInfo;
+use super::noop::Noop;
+use crate::{HostAllocator, Memory, PoolOptions, ScratchError};
+
+/// This strategy in the registry.
+pub const INFO: StrategyInfo = StrategyInfo {
+    name: "noop@mimalloc",
+    policy: "every acquire allocates from mimalloc, every release frees to it: the baseline over a modern malloc",
+    after: "mimalloc, no pool",
+    stable_addresses: false,
+    host_only: true,
+};
+
+/// `noop` over `memory` switched to mimalloc; an error for memory that is
+/// not host RAM.
+pub fn create<M: Memory>(memory: M, options: &PoolOptions) -> Result<Noop<M>, ScratchError> {
+    let memory = memory
+        .with_host_allocator(HostAllocator::Mimalloc)
+        .ok_or_else(|| ScratchError::InvalidOption {
+            option: "strategy",
+            value: INFO.name.to_owned(),
+            reason: "the malloc baselines run on host memory only",
+        })?;
+    Ok(Noop::named(&INFO, memory, options))
+}
