@@ -35,7 +35,7 @@ impl<B: Backend> Transformer<B> {
         if tokens.is_empty() {
             return Ok(self.backend.logits());
         }
-        self.backend.scratch().begin_step(phase);
+        self.backend.scratch().begin_step_sized(phase, tokens.len());
         let result = self.backend.forward_block(tokens, pos);
         self.backend.scratch().end_step();
         result?;

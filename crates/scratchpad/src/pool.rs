@@ -78,7 +78,13 @@ impl<M: Memory> Pool<M> {
     /// Marks the start of a step of `phase` (ends an open step first). Prefer
     /// [`Pool::step`]; this is for callers whose step spans several scopes.
     pub fn begin_step(&self, phase: Phase) {
-        self.core.borrow_mut().begin_step(phase);
+        self.core.borrow_mut().begin_step(phase, 0);
+    }
+
+    /// Marks the start of a step of `phase` over `tokens` tokens, so that
+    /// `planned` serves it from the plan of its token-count bucket.
+    pub fn begin_step_sized(&self, phase: Phase, tokens: usize) {
+        self.core.borrow_mut().begin_step(phase, tokens);
     }
 
     /// Marks the end of the current step, if one is open.
@@ -154,8 +160,8 @@ impl<M: Memory> Pool<M> {
         let mut result = Ok(());
         for op in ops {
             match *op {
-                Op::Step(phase) => {
-                    core.begin_step(phase);
+                Op::Step(phase, tokens) => {
+                    core.begin_step(phase, tokens);
                     core.reset_peaks();
                     on_step(Some(phase), core.stats());
                 }
@@ -577,13 +583,13 @@ impl<M: Memory> Core<M> {
         self.depth -= 1;
     }
 
-    pub(crate) fn begin_step(&mut self, phase: Phase) {
+    pub(crate) fn begin_step(&mut self, phase: Phase, tokens: usize) {
         self.end_step();
         self.phase = Some(phase);
         self.phase_idx = phase.index();
-        self.strategy.begin_step(phase);
+        self.strategy.begin_step(phase, tokens);
         if let Some(recorder) = &mut self.recorder {
-            recorder.step(phase);
+            recorder.step(phase, tokens);
         }
     }
 

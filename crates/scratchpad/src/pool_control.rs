@@ -12,6 +12,8 @@ pub trait PoolControl {
     fn strategy_name(&self) -> &'static str;
     /// See [`Pool::begin_step`].
     fn begin_step(&self, phase: Phase);
+    /// See [`Pool::begin_step_sized`].
+    fn begin_step_sized(&self, phase: Phase, tokens: usize);
     /// See [`Pool::end_step`].
     fn end_step(&self);
     /// See [`Pool::remeasure`].
@@ -38,6 +40,9 @@ impl<M: Memory> PoolControl for Pool<M> {
     }
     fn begin_step(&self, phase: Phase) {
         Pool::begin_step(self, phase);
+    }
+    fn begin_step_sized(&self, phase: Phase, tokens: usize) {
+        Pool::begin_step_sized(self, phase, tokens);
     }
     fn end_step(&self) {
         Pool::end_step(self);

@@ -90,9 +90,11 @@ pub unsafe trait ScratchPool<M: Memory>: Send {
         let _ = may_reset;
     }
 
-    /// A step of `phase` begins (a forward pass over one block of tokens).
-    fn begin_step(&mut self, phase: Phase) {
-        let _ = phase;
+    /// A step of `phase` begins: a forward pass over a block of `tokens`
+    /// tokens (0 when the caller did not say). `planned` keeps a plan per
+    /// phase and token-count bucket.
+    fn begin_step(&mut self, phase: Phase, tokens: usize) {
+        let _ = (phase, tokens);
     }
 
     /// The current step ends.

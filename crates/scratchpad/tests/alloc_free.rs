@@ -92,6 +92,23 @@ fn main() {
         let counts = count(&|phase, f| shared.step(phase, |s| f(s)));
         check(format!("shared({name})"), counts, name.starts_with("noop"));
     }
+    // planned with a plan per token bucket: each bucket warmed once, then
+    // prompts of every length in those buckets allocate nothing.
+    let pool = Pool::with_strategy("planned", HostMemory, &PoolOptions::default()).unwrap();
+    let sized = |n: usize| {
+        pool.begin_step_sized(Phase::Prefill, n);
+        pool.scope(|s| prefill_step(s, n));
+        pool.end_step();
+    };
+    for n in [64, 32, 16, 8] {
+        sized(n);
+    }
+    let before = CountingAlloc::counts();
+    for n in [64, 40, 17, 33, 9, 64, 5, 16, 31] {
+        sized(n);
+    }
+    let counts = CountingAlloc::counts().since(&before);
+    check("planned (token buckets)".to_owned(), counts, false);
     assert!(
         CountingAlloc::is_installed(),
         "the counting allocator is the global allocator"

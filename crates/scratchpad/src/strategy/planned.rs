@@ -1,7 +1,12 @@
 //! `planned`: a measuring step records one step's requests, offsets are
-//! planned greedy-by-size into one slab per phase, and later steps of that phase
-//! are served at those offsets (oneDNN's user-managed scratchpad, ggml-alloc,
-//! TFLite's arena planner).
+//! planned greedy-by-size, and later steps are served at those offsets
+//! (oneDNN's user-managed scratchpad, ggml-alloc, TFLite's arena planner).
+//! A plan is kept per phase and token-count bucket (powers of two: a step
+//! of 300 tokens uses the plan of bucket 512), all of a phase's plans laid
+//! out in that phase's one slab, sized for the largest plan kept; so any
+//! prompt length is served at stable addresses, with no deviation, once a
+//! step of its bucket has been measured. The retained-bytes cap drops the
+//! plans of the least recently used buckets when the slab would exceed it.
 
 use super::best_fit::FreeList;
 use super::round_up;
@@ -133,10 +138,31 @@ impl<P: Copy> Slab<P> {
     }
 }
 
-/// Serves each step of a phase from a plan built by measuring the first step
-/// of that phase (or the next one after [`ScratchPool::remeasure`]). Run the
-/// measuring step at the largest size the run will reach: smaller requests
-/// fit their planned ranges, larger ones deviate.
+/// The token-count bucket of a step: the next power of two (0 when the
+/// caller did not say how many tokens).
+pub fn bucket(tokens: usize) -> usize {
+    if tokens == 0 {
+        0
+    } else {
+        tokens.checked_next_power_of_two().unwrap_or(usize::MAX)
+    }
+}
+
+/// A plan kept for one (phase, bucket).
+struct BucketPlan {
+    phase: Phase,
+    bucket: usize,
+    plan: Plan,
+    /// Steps served so far when it was last used (for least-recently-used
+    /// eviction under the cap).
+    last_used: u64,
+}
+
+/// Serves each step from the plan of its phase and token-count bucket,
+/// built by measuring the first step of that bucket (or the next one after
+/// [`ScratchPool::remeasure`]). Run the measuring step at the largest size
+/// the bucket will reach (the caller's `reserve`): smaller requests fit
+/// their planned ranges, larger ones deviate.
 ///
 /// Every acquire is checked against the slab leases still live; a request
 /// that is larger than planned, comes beyond the plan's end, or whose range
@@ -150,8 +176,15 @@ pub struct Planned<M: Memory> {
     counters: Counters,
     fallback: FreeList<M::Ptr>,
     slabs: [Slab<M::Ptr>; 2],
-    plans: [Option<Plan>; 2],
+    plans: Vec<BucketPlan>,
+    /// The plan serving the current step.
+    active: Option<usize>,
+    /// The current step's phase and bucket.
     step: Option<Phase>,
+    step_bucket: usize,
+    /// Steps begun, the clock of `last_used`.
+    steps: u64,
+    max_retained_bytes: usize,
     /// Requests served so far in the current step.
     step_index: usize,
     measuring: bool,
@@ -174,8 +207,12 @@ impl<M: Memory> Planned<M> {
             counters: Counters::default(),
             fallback: FreeList::new(options.max_retained_bytes),
             slabs: [slab(), slab()],
-            plans: [None, None],
+            plans: Vec::new(),
+            active: None,
             step: None,
+            step_bucket: 0,
+            steps: 0,
+            max_retained_bytes: options.max_retained_bytes,
             step_index: 0,
             measuring: false,
             records: Vec::new(),
@@ -184,16 +221,50 @@ impl<M: Memory> Planned<M> {
         }
     }
 
-    /// Bytes of the slab that serves `phase`'s plan, once one is built.
+    /// Bytes of the slab that serves `phase`'s plans (the largest kept),
+    /// once one is built.
     pub fn planned_bytes(&self, phase: Phase) -> Option<usize> {
-        self.plans[phase.index()].as_ref().map(|p| p.slab_bytes)
+        self.plans
+            .iter()
+            .filter(|p| p.phase == phase)
+            .map(|p| p.plan.slab_bytes)
+            .max()
     }
 
-    /// Fits `phase`'s slab to its plan, if no lease lives in it.
+    /// The buckets of `phase` with a plan, in no order.
+    pub fn buckets(&self, phase: Phase) -> impl Iterator<Item = usize> + '_ {
+        self.plans
+            .iter()
+            .filter(move |p| p.phase == phase)
+            .map(|p| p.bucket)
+    }
+
+    fn find_plan(&self, phase: Phase, bucket: usize) -> Option<usize> {
+        self.plans
+            .iter()
+            .position(|p| p.phase == phase && p.bucket == bucket)
+    }
+
+    /// Drops the least recently used plans of `phase` (never `keep`) while
+    /// the slab its plans need is larger than the retained-bytes cap.
+    fn enforce_cap(&mut self, phase: Phase, keep: usize) {
+        while self.planned_bytes(phase).unwrap_or(0) > self.max_retained_bytes {
+            let oldest = self
+                .plans
+                .iter()
+                .enumerate()
+                .filter(|&(i, p)| p.phase == phase && i != keep)
+                .min_by_key(|(_, p)| p.last_used)
+                .map(|(i, _)| i);
+            let Some(oldest) = oldest else { break };
+            self.plans.swap_remove(oldest);
+            self.counters.evictions += 1;
+        }
+    }
+
+    /// Fits `phase`'s slab to its largest plan, if no lease lives in it.
     fn fit_slab(&mut self, phase: Phase) {
-        let needed = self.plans[phase.index()]
-            .as_ref()
-            .map_or(0, |p| p.slab_bytes);
+        let needed = self.planned_bytes(phase).unwrap_or(0);
         let slab = &self.slabs[phase.index()];
         if needed == slab.bytes || !slab.live.is_empty() {
             return;
@@ -223,7 +294,7 @@ impl<M: Memory> Planned<M> {
 
     /// The slab range planned for the current request, if it is free.
     fn planned_range(&self, phase: Phase, index: usize, request: Request) -> Option<usize> {
-        let placement = self.plans[phase.index()].as_ref()?.placements.get(index)?;
+        let placement = self.plans[self.active?].plan.placements.get(index)?;
         let slab = &self.slabs[phase.index()];
         let end = placement.offset + request.bytes;
         let fits = request.bytes <= placement.bytes
@@ -269,7 +340,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                 self.clock = self.clock.saturating_add(1);
                 return Ok(());
             }
-            if self.plans[phase.index()].is_some() {
+            if self.active.is_some() {
                 if let Some(offset) = self.planned_range(phase, index, request) {
                     let slab = &mut self.slabs[phase.index()];
                     slab.live.push((offset, offset + request.bytes));
@@ -317,10 +388,16 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         );
     }
 
-    fn begin_step(&mut self, phase: Phase) {
+    fn begin_step(&mut self, phase: Phase, tokens: usize) {
         self.step = Some(phase);
+        self.step_bucket = bucket(tokens);
         self.step_index = 0;
-        self.measuring = self.plans[phase.index()].is_none();
+        self.steps += 1;
+        self.active = self.find_plan(phase, self.step_bucket);
+        if let Some(active) = self.active {
+            self.plans[active].last_used = self.steps;
+        }
+        self.measuring = self.active.is_none();
         if self.measuring {
             self.generation = (self.generation + 1) & GENERATION_MASK;
             self.records.clear();
@@ -334,9 +411,16 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         let Some(phase) = self.step.take() else {
             return;
         };
+        self.active = None;
         if self.measuring {
             self.measuring = false;
-            self.plans[phase.index()] = Some(Plan::greedy_by_size(&self.records));
+            self.plans.push(BucketPlan {
+                phase,
+                bucket: self.step_bucket,
+                plan: Plan::greedy_by_size(&self.records),
+                last_used: self.steps,
+            });
+            self.enforce_cap(phase, self.plans.len() - 1);
             // The measuring step's buffers go back before the slab is taken,
             // so the peak after measurement is the slab alone.
             self.fallback.clear(&mut self.backing);
@@ -345,7 +429,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn remeasure(&mut self, phase: Phase) {
-        self.plans[phase.index()] = None;
+        self.plans.retain(|p| p.phase != phase);
     }
 
     fn trim(&mut self) {

@@ -25,7 +25,7 @@ impl Trace {
         let (mut live, mut peak, mut phase_peak, mut phase) = (0usize, 0, [0usize; 2], None);
         for op in &ops {
             match *op {
-                Op::Step(p) => phase = Some(p),
+                Op::Step(p, _) => phase = Some(p),
                 Op::EndStep => phase = None,
                 Op::Acquire { lease, bytes, .. } => {
                     if sizes.len() <= lease {

@@ -19,6 +19,10 @@ pub enum Event {
     Step {
         /// The step's phase.
         phase: Phase,
+        /// Tokens in the step, when the run said (`planned` keeps a plan
+        /// per token-count bucket).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<usize>,
     },
     /// The current step ends.
     EndStep,

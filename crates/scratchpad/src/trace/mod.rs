@@ -10,7 +10,7 @@
 //! { "format": "scratchpad-trace", "version": 1,
 //!   "tags": ["attn.scores", "attn.probs"],
 //!   "events": [
-//!     {"op": "step", "phase": "decode"},
+//!     {"op": "step", "phase": "decode", "tokens": 1},
 //!     {"op": "scope"},
 //!     {"op": "acquire", "id": 0, "bytes": 4096, "align": 64, "tag": 0},
 //!     {"op": "release", "id": 0},

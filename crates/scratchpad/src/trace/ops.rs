@@ -10,7 +10,8 @@ use super::{Event, TRACE_FORMAT, TRACE_VERSION, Trace};
 /// release explicit.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Op {
-    Step(Phase),
+    /// A step of a phase over a number of tokens (0: not said).
+    Step(Phase, usize),
     EndStep,
     Scope,
     EndScope,
@@ -66,12 +67,12 @@ impl Trace {
             };
         for (idx, event) in self.events.iter().enumerate() {
             match *event {
-                Event::Step { phase } => {
+                Event::Step { phase, tokens } => {
                     if in_step {
                         return Err(bad(idx, "a step begins inside another step".into()));
                     }
                     in_step = true;
-                    ops.push(Op::Step(phase));
+                    ops.push(Op::Step(phase, tokens.unwrap_or(0)));
                 }
                 Event::EndStep => {
                     if !in_step {

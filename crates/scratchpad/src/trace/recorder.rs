@@ -47,8 +47,11 @@ impl Recorder {
         self.trace.events.push(Event::EndScope);
     }
 
-    pub(crate) fn step(&mut self, phase: Phase) {
-        self.trace.events.push(Event::Step { phase });
+    pub(crate) fn step(&mut self, phase: Phase, tokens: usize) {
+        self.trace.events.push(Event::Step {
+            phase,
+            tokens: (tokens > 0).then_some(tokens),
+        });
     }
 
     pub(crate) fn end_step(&mut self) {

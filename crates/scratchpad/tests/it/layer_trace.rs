@@ -43,6 +43,7 @@ pub fn layer_trace() -> Trace {
     let buffers = layer();
     trace.events.push(Event::Step {
         phase: Phase::Prefill,
+        tokens: None,
     });
     trace.events.push(Event::Scope);
     for step in 0..=19 {

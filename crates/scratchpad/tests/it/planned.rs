@@ -132,3 +132,106 @@ fn each_phase_keeps_its_own_plan_and_slab() {
     assert_eq!(after.peak_reserved_for(Phase::Decode), decode_slab);
     assert!(decode_slab >= after.lower_bound(Phase::Decode));
 }
+
+/// A prefill-like step of `n` tokens: per-token buffers, scores growing as
+/// n², a nested scope per layer. Returns every lease's address in order.
+fn prefill_step(s: &Scope<'_, HostMemory>, n: usize, addresses: &mut Vec<usize>) {
+    let x = s.acquire::<f32>(288 * n, tag!("bucket.x")).unwrap();
+    addresses.push(x.address());
+    for _layer in 0..2 {
+        s.scope(|l| {
+            let q = l.acquire::<f32>(288 * n, tag!("bucket.q")).unwrap();
+            let scores = l.acquire::<f32>(6 * n * n, tag!("bucket.scores")).unwrap();
+            addresses.extend([q.address(), scores.address()]);
+            drop(scores);
+            let hidden = l.acquire::<f32>(768 * n, tag!("bucket.hidden")).unwrap();
+            let out = l.acquire::<f32>(288 * n, tag!("bucket.out")).unwrap();
+            addresses.extend([hidden.address(), out.address()]);
+        });
+    }
+}
+
+/// One prefill step of `n` tokens, sized, through `pool`.
+fn sized_step(pool: &Pool<HostMemory>, n: usize) -> Vec<usize> {
+    let mut addresses = Vec::new();
+    pool.begin_step_sized(Phase::Prefill, n);
+    pool.scope(|s| prefill_step(s, n, &mut addresses));
+    pool.end_step();
+    addresses
+}
+
+#[test]
+fn one_plan_per_token_bucket_serves_every_prompt_length_without_deviation() {
+    let lengths: [usize; 8] = [128, 500, 256, 384, 64, 100, 500, 33];
+    let pool = pool("planned", &PoolOptions::default());
+    let mut seen: Vec<usize> = Vec::new();
+    for round in 0..2 {
+        for &n in &lengths {
+            let bucket = n.next_power_of_two();
+            let first_of_bucket = !seen.contains(&bucket);
+            let before = pool.stats();
+            sized_step(&pool, n);
+            let step = pool.stats().since(&before);
+            if first_of_bucket {
+                // The measuring step of the bucket.
+                seen.push(bucket);
+                continue;
+            }
+            assert_eq!(
+                step.deviations, 0,
+                "round {round}, {n} tokens (bucket {bucket})"
+            );
+            assert_eq!(
+                step.backing_allocations, 0,
+                "round {round}, {n} tokens: served from the slab"
+            );
+        }
+    }
+    // Stable addresses per bucket: two steps of the same length in a row
+    // after measurement get the same addresses.
+    for n in [128usize, 500, 64] {
+        let a = sized_step(&pool, n);
+        let b = sized_step(&pool, n);
+        assert_eq!(a, b, "{n} tokens");
+    }
+    check_idle("planned (buckets)", &pool.stats());
+}
+
+#[test]
+fn each_buckets_plan_holds_within_five_percent_of_its_prompts_lower_bound() {
+    for n in [128usize, 500, 256, 384, 64] {
+        let pool = pool("planned", &PoolOptions::default());
+        sized_step(&pool, n);
+        pool.reset_peaks();
+        sized_step(&pool, n);
+        let stats = pool.stats();
+        let bound = stats.lower_bound(Phase::Prefill);
+        assert_eq!(stats.deviations, 0);
+        assert!(
+            stats.peak_reserved_bytes as f64 <= 1.05 * bound as f64,
+            "{n} tokens: the plan holds {} bytes for a bound of {bound}",
+            stats.peak_reserved_bytes
+        );
+    }
+}
+
+#[test]
+fn the_cap_drops_the_least_recently_used_buckets() {
+    // Room for the 256-token plan but not also the 512 one: each new
+    // larger bucket evicts the older plans.
+    let pool = pool(
+        "planned",
+        &PoolOptions {
+            max_retained_bytes: 3 << 20,
+            ..PoolOptions::default()
+        },
+    );
+    sized_step(&pool, 64);
+    sized_step(&pool, 256);
+    let evictions = pool.stats().evictions;
+    sized_step(&pool, 500);
+    assert!(
+        pool.stats().evictions > evictions,
+        "the 512 bucket's plan exceeds the cap with the others kept"
+    );
+}

@@ -31,7 +31,8 @@ fn a_recorded_trace_lists_every_event() {
         trace.events,
         [
             Event::Step {
-                phase: Phase::Prefill
+                phase: Phase::Prefill,
+                tokens: None,
             },
             Event::Scope,
             Event::Acquire {
@@ -53,7 +54,8 @@ fn a_recorded_trace_lists_every_event() {
             Event::EndScope,
             Event::EndStep,
             Event::Step {
-                phase: Phase::Decode
+                phase: Phase::Decode,
+                tokens: None,
             },
             Event::Scope,
             Event::Acquire {
