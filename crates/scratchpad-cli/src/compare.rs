@@ -492,6 +492,9 @@ pub struct ChurnRow {
     pub reserved_bytes: usize,
     pub retained_bytes: usize,
     pub peak_reserved_bytes: usize,
+    /// Plan deviations during this prompt (`planned`: none once the
+    /// prompt's token bucket has been measured).
+    pub deviations: u64,
 }
 
 pub fn churn(
@@ -528,16 +531,19 @@ fn churn_one(
         let prompt: Vec<u32> = (0..n as u32)
             .map(|i| 3 + (i * 7919) % (vocab - 3))
             .collect();
+        let before = t.backend().scratch().stats();
         t.prefill(&prompt, 0)
             .with_context(|| format!("churn prefill of {n} tokens"))?;
         t.reset();
         let s = t.backend().scratch().stats();
+        let deviations = s.deviations - before.deviations;
         rows.push(ChurnRow {
             strategy: name.to_string(),
             prompt_tokens: n,
             reserved_bytes: s.reserved_bytes,
             retained_bytes: s.retained_bytes,
             peak_reserved_bytes: s.peak_reserved_bytes,
+            deviations,
         });
     }
     Ok(())
@@ -556,7 +562,7 @@ pub fn print_churn(
     for n in lengths {
         write!(out, " {:>21}", format!("{n} tokens"))?;
     }
-    writeln!(out, " {:>11}", "peak")?;
+    writeln!(out, " {:>11} {:>5}", "peak", "dev")?;
     for chunk in rows.chunks(lengths.len()) {
         write!(out, "{:<13}", chunk[0].strategy)?;
         for r in chunk {
@@ -568,8 +574,9 @@ pub fn print_churn(
         }
         writeln!(
             out,
-            " {:>11}",
-            bytes(chunk.last().map_or(0, |r| r.peak_reserved_bytes))
+            " {:>11} {:>5}",
+            bytes(chunk.last().map_or(0, |r| r.peak_reserved_bytes)),
+            chunk.iter().map(|r| r.deviations).sum::<u64>()
         )?;
     }
     Ok(())

@@ -14,7 +14,7 @@ use std::ffi::c_void;
 use crate::BLOCK_ALIGN;
 use crate::counting_alloc::{count_direct, count_direct_free};
 
-/// The allocator behind a [`crate::HostMemory`].
+/// The allocator behind a [`HostMemory`](struct@crate::HostMemory).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HostAllocator {
     /// The global allocator (`std::alloc`).

@@ -3,7 +3,7 @@
 //! Every short-lived intermediate buffer of a forward pass is a [`Lease`]
 //! from one [`Pool`], reached through [`ExecutionContext::scratch`]. The pool
 //! is a strategy ([`ScratchPool`], chosen by name at run time) over a kind of
-//! raw memory ([`Memory`]: [`HostMemory`] here, device memory in
+//! raw memory ([`Memory`]: [`HostMemory`](struct@HostMemory) here, device memory in
 //! `scratchpad-cuda`). Leases come from scopes ([`Pool::scope`]) and borrow
 //! them, so no lease outlives the memory it points into; live leases never
 //! share a byte.

@@ -121,7 +121,7 @@ impl HostMemory {
     }
 }
 
-/// A pointer into host memory handed out by [`HostMemory`].
+/// A pointer into host memory handed out by [`HostMemory`](struct@HostMemory).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HostPtr(*mut u8);
 

@@ -1,5 +1,5 @@
 //! The strategies, one file each, and the registry: one line per strategy
-//! ([`registry!`] below) gives its module, its type and, from the `INFO`
+//! (`registry!` below) gives its module, its type and, from the `INFO`
 //! its file declares, its name, policy, source and whether its addresses
 //! are stable after warm-up. [`STRATEGIES`], [`STRATEGY_NAMES`],
 //! [`create_strategy`] and [`stable_addresses`] are made from it, so adding

@@ -19,7 +19,7 @@ use crate::{
 /// This strategy in the registry.
 pub const INFO: StrategyInfo = StrategyInfo {
     name: "planned",
-    policy: "the first step of each phase is measured, offsets planned greedy-by-size into one slab per phase and served at fixed offsets; every acquire is checked against live leases, a mismatch served elsewhere and counted, never aliased",
+    policy: "the first step of each phase and token-count bucket (powers of two) is measured, offsets planned greedy-by-size into the phase's one slab (sized for the largest plan kept) and served at fixed offsets; every acquire is checked against live leases, a mismatch served elsewhere and counted, never aliased; the cap drops the least recently used buckets",
     after: "oneDNN user-managed scratchpad, ggml-alloc, TFLite arena planner",
     stable_addresses: true,
     host_only: false,

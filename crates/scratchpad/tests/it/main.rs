@@ -7,5 +7,6 @@ mod conformance;
 mod layer_trace;
 mod planned;
 mod properties;
+mod registry;
 mod support;
 mod trace_format;
