@@ -27,12 +27,14 @@ pub const INFO: StrategyInfo = StrategyInfo {
 
 /// Token of a lease served from the slab.
 const SLAB: u32 = 1 << 31;
-/// Token of a lease served during a measuring step: generation and index of
-/// its record.
+/// Token of a lease served during a measuring step: the number of its
+/// record among every record made since the pool was created (30 bits). A
+/// measurement's records are numbered from `record_base`, which moves past
+/// them when the next measurement begins, so a lease measured in an earlier
+/// measurement (held across it in an outer scope) is told apart from the
+/// current ones until 2^30 records later, never in practice.
 const MEASURED: u32 = 1 << 30;
-const GENERATION_SHIFT: u32 = 22;
-const GENERATION_MASK: u32 = 0xff;
-const RECORD_MASK: u32 = (1 << GENERATION_SHIFT) - 1;
+const RECORD_MASK: u32 = MEASURED - 1;
 /// `last` of a record whose lease outlived the measuring step.
 const OPEN: u32 = u32::MAX;
 
@@ -190,7 +192,8 @@ pub struct Planned<M: Memory> {
     measuring: bool,
     records: Vec<Record>,
     clock: u32,
-    generation: u32,
+    /// The number of the current measurement's first record.
+    record_base: u32,
 }
 
 impl<M: Memory> Planned<M> {
@@ -217,7 +220,7 @@ impl<M: Memory> Planned<M> {
             measuring: false,
             records: Vec::new(),
             clock: 0,
-            generation: 0,
+            record_base: 0,
         }
     }
 
@@ -335,7 +338,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                         first: self.clock,
                         last: OPEN,
                     });
-                    grant.token = MEASURED | (self.generation << GENERATION_SHIFT) | record;
+                    grant.token = MEASURED | (self.record_base.wrapping_add(record) & RECORD_MASK);
                 }
                 self.clock = self.clock.saturating_add(1);
                 return Ok(());
@@ -374,9 +377,11 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             return;
         }
         if grant.token & MEASURED != 0 && self.measuring {
-            let generation = (grant.token >> GENERATION_SHIFT) & GENERATION_MASK;
-            if generation == self.generation {
-                self.records[(grant.token & RECORD_MASK) as usize].last = self.clock;
+            // A lease of an earlier measurement falls outside the current
+            // records and is not recorded; never an index out of range.
+            let record = (grant.token & RECORD_MASK).wrapping_sub(self.record_base) & RECORD_MASK;
+            if let Some(r) = self.records.get_mut(record as usize) {
+                r.last = self.clock;
                 self.clock = self.clock.saturating_add(1);
             }
         }
@@ -399,7 +404,12 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         }
         self.measuring = self.active.is_none();
         if self.measuring {
-            self.generation = (self.generation + 1) & GENERATION_MASK;
+            // Number the new records after the previous measurement's.
+            self.record_base = self
+                .record_base
+                .wrapping_add(self.records.len() as u32)
+                .wrapping_add(1)
+                & RECORD_MASK;
             self.records.clear();
             self.clock = 0;
         } else {

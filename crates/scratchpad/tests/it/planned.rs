@@ -235,3 +235,29 @@ fn the_cap_drops_the_least_recently_used_buckets() {
         "the 512 bucket's plan exceeds the cap with the others kept"
     );
 }
+
+#[test]
+fn a_lease_measured_long_ago_is_released_in_a_measuring_step_without_panic() {
+    // An outer-scope lease from one measurement, held across many
+    // remeasure + step cycles (256 wrapped the old 8-bit generation), then
+    // released inside a measuring step with no record yet.
+    for cycles in [255usize, 256, 257, 512, 600] {
+        let pool = pool("planned", &PoolOptions::default());
+        pool.scope(|outer| {
+            pool.begin_step(Phase::Decode);
+            let held = outer.acquire::<f32>(64, tag!("gen.held")).unwrap();
+            pool.end_step();
+            for _ in 0..cycles {
+                pool.remeasure(Phase::Decode);
+                pool.step(Phase::Decode, |s| {
+                    drop(s.acquire::<f32>(16, tag!("gen.step")).unwrap());
+                });
+            }
+            pool.remeasure(Phase::Decode);
+            pool.begin_step(Phase::Decode);
+            drop(held);
+            pool.end_step();
+        });
+        check_idle(&format!("planned after {cycles} cycles"), &pool.stats());
+    }
+}
