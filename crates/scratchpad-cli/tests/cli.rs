@@ -292,3 +292,52 @@ fn bad_inputs_give_clear_errors() {
     }
     std::fs::remove_dir_all(Path::new(&dir)).unwrap();
 }
+
+#[test]
+fn sampling_never_panics_and_nan_weights_give_a_clear_error() {
+    // Extreme temperatures on a sound model: greedy in the limit, or the
+    // most probable token when the nucleus comes out empty.
+    for extra in [&["-t", "1e-40"][..], &["-t", "1e30", "-p", "0.0001"][..]] {
+        let mut args = vec![
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "-n",
+            "8",
+            "-s",
+            "3",
+        ];
+        args.extend(extra);
+        let out = scratchpad(&args);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A checkpoint whose weights are all NaN.
+    let dir = temp_dir("nan-weights");
+    let path = dir.join("nan.bin");
+    let out = scratchpad(&["synth", "synth-260k", "--out", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let mut bytes = std::fs::read(&path).unwrap();
+    for float in bytes[28..].chunks_exact_mut(4) {
+        float.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    for t in ["0", "0.8"] {
+        fails_with(
+            &[
+                "generate",
+                "--model",
+                path.to_str().unwrap(),
+                "-n",
+                "4",
+                "-t",
+                t,
+            ],
+            "no finite value",
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

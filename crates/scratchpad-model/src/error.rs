@@ -93,6 +93,15 @@ pub enum ModelError {
         /// The vocabulary size.
         vocab_size: usize,
     },
+    /// The logits at a position hold no finite value to sample from (NaN
+    /// or infinite weights in the checkpoint). Retrying cannot help.
+    #[error(
+        "the logits at position {position} hold no finite value (the checkpoint's weights give NaN or infinity); nothing can be sampled"
+    )]
+    NonFiniteLogits {
+        /// The position whose logits were sampled.
+        position: usize,
+    },
     /// A synthetic preset that does not exist.
     #[error("unknown synthetic model `{name}`; expected one of: {}", crate::synthetic::PRESET_NAMES.join(", "))]
     UnknownPreset {

@@ -82,7 +82,9 @@ pub fn generate<B: Backend>(
             } else {
                 model.forward(token, pos)?
             };
-            sampler.sample(logits)
+            sampler
+                .sample(logits)
+                .ok_or(ModelError::NonFiniteLogits { position: pos })?
         };
         pos += 1;
         if next == BOS {

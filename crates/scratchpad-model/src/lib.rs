@@ -34,7 +34,7 @@ pub use engine::{DeviceChoice, Engine, host_simd};
 pub use error::ModelError;
 pub use generate::{Generation, generate};
 pub use llama::Llama;
-pub use sampler::{Sampler, argmax};
+pub use sampler::{Sampler, argmax, argmax_finite};
 pub use scratchpad_cuda::Matmul;
 pub use tokenizer::{BOS, EOS, Tokenizer, printable};
 pub use transformer::Transformer;

@@ -2,6 +2,12 @@
 //! argmax at temperature 0 (the first maximum), otherwise softmax at the
 //! temperature and a draw from the whole distribution or its top-p nucleus,
 //! reproducible for a seed. Its working buffers are allocated once.
+//!
+//! Sampling never panics: when the top-p set comes out empty (every
+//! probability below the cutoff, or not a number), the most probable finite
+//! token is taken; when no probability is finite (a temperature so small
+//! that the logits overflow), the largest finite logit; when no logit is
+//! finite either, [`Sampler::sample`] says so with `None`.
 
 use scratchpad_cpu::softmax;
 
@@ -39,33 +45,37 @@ impl Sampler {
         (self.random_u32() >> 8) as f32 / 16_777_216.0
     }
 
-    /// The next token. Allocation-free.
+    /// The next token, or `None` when no logit is finite. Allocation-free.
     ///
     /// # Panics
     ///
     /// When `logits` is not the vocabulary's length.
-    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+    pub fn sample(&mut self, logits: &[f32]) -> Option<u32> {
         assert_eq!(
             logits.len(),
             self.probs.len(),
             "sampler: logits must cover the vocabulary"
         );
         if self.temperature == 0.0 {
-            return argmax(logits);
+            return argmax_finite(logits);
         }
         for (p, &l) in self.probs.iter_mut().zip(logits) {
             *p = l / self.temperature;
         }
         softmax(&mut self.probs);
+        if !self.probs.iter().any(|p| p.is_finite()) {
+            // The temperature's limit: greedy on what is finite.
+            return argmax_finite(logits);
+        }
         let coin = self.random_f32();
         if self.top_p <= 0.0 || self.top_p >= 1.0 {
-            sample_mult(&self.probs, coin)
+            sample_mult(&self.probs, coin).or_else(|| argmax_finite(&self.probs))
         } else {
             self.sample_top_p(coin)
         }
     }
 
-    fn sample_top_p(&mut self, coin: f32) -> u32 {
+    fn sample_top_p(&mut self, coin: f32) -> Option<u32> {
         let n = self.probs.len();
         let cutoff = (1.0 - self.top_p) / (n - 1).max(1) as f32;
         self.candidates.clear();
@@ -76,6 +86,9 @@ impl Sampler {
                 .filter(|&(_, &p)| p >= cutoff)
                 .map(|(i, &p)| (p, i as u32)),
         );
+        if self.candidates.is_empty() {
+            return argmax_finite(&self.probs);
+        }
         self.candidates.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         let mut cumulative = 0.0f32;
         let mut last = self.candidates.len().saturating_sub(1);
@@ -91,11 +104,23 @@ impl Sampler {
         for &(p, id) in &self.candidates[..=last] {
             cdf += p;
             if r < cdf {
-                return id;
+                return Some(id);
             }
         }
-        self.candidates[last].1
+        Some(self.candidates[last].1)
     }
+}
+
+/// The index of the first maximum among the finite values; `None` when
+/// none is finite.
+pub fn argmax_finite(values: &[f32]) -> Option<u32> {
+    let mut best: Option<usize> = None;
+    for (i, &v) in values.iter().enumerate() {
+        if v.is_finite() && best.is_none_or(|b| v > values[b]) {
+            best = Some(i);
+        }
+    }
+    best.map(|b| b as u32)
 }
 
 /// The index of the first maximum.
@@ -109,13 +134,19 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-fn sample_mult(probs: &[f32], coin: f32) -> u32 {
+/// A draw from the whole distribution; `None` when the cumulative sum never
+/// passes the coin (probabilities that are not numbers).
+fn sample_mult(probs: &[f32], coin: f32) -> Option<u32> {
     let mut cdf = 0.0f32;
     for (i, &p) in probs.iter().enumerate() {
         cdf += p;
         if coin < cdf {
-            return i as u32;
+            return Some(i as u32);
         }
     }
-    (probs.len() - 1) as u32
+    // Rounding can leave the sum just below the coin: the last finite one.
+    probs
+        .iter()
+        .rposition(|p| p.is_finite() && *p > 0.0)
+        .map(|i| i as u32)
 }

@@ -37,10 +37,10 @@ fn main() {
                     let mut t = Transformer::new(CpuBackend::new(model.clone(), scratch));
                     let mut sampler = Sampler::new(vocab, temperature, top_p, 7);
                     t.reserve(PROMPT, PROMPT + STEPS - 1).unwrap();
-                    let mut token = sampler.sample(t.prefill(&prompt, 0).unwrap());
+                    let mut token = sampler.sample(t.prefill(&prompt, 0).unwrap()).unwrap();
                     let before = CountingAlloc::counts();
                     for pos in PROMPT..PROMPT + STEPS {
-                        token = sampler.sample(t.forward(token, pos).unwrap());
+                        token = sampler.sample(t.forward(token, pos).unwrap()).unwrap();
                     }
                     let counted = CountingAlloc::counts().since(&before);
                     (counted.allocations, counted.bytes)
@@ -102,12 +102,12 @@ fn cuda(model: &Checkpoint, prompt: &[u32]) -> (u32, u32) {
                 Transformer::new(CudaBackend::new(gpu.clone(), model, scratch, options).unwrap());
             let mut sampler = Sampler::new(vocab, 0.0, 0.9, 7);
             t.reserve(PROMPT, PROMPT + STEPS - 1).unwrap();
-            let mut token = sampler.sample(t.prefill(prompt, 0).unwrap());
+            let mut token = sampler.sample(t.prefill(prompt, 0).unwrap()).unwrap();
             // One decode step first: with a graph, the one that captures it.
-            token = sampler.sample(t.forward(token, PROMPT).unwrap());
+            token = sampler.sample(t.forward(token, PROMPT).unwrap()).unwrap();
             let before = CountingAlloc::counts();
             for pos in PROMPT + 1..PROMPT + STEPS {
-                token = sampler.sample(t.forward(token, pos).unwrap());
+                token = sampler.sample(t.forward(token, pos).unwrap()).unwrap();
             }
             let counted = CountingAlloc::counts().since(&before);
             // `noop` allocates device memory per lease, not host memory:
