@@ -528,8 +528,16 @@ fn churn_one(
         if n > seq_len {
             bail!("churn prompt of {n} tokens is beyond the model's context of {seq_len}");
         }
+        // Ordinary tokens (past BOS and EOS) where the vocabulary has them.
         let prompt: Vec<u32> = (0..n as u32)
-            .map(|i| 3 + (i * 7919) % (vocab - 3))
+            .map(|i| {
+                let spread = i.wrapping_mul(7919);
+                if vocab > 3 {
+                    3 + spread % (vocab - 3)
+                } else {
+                    spread % vocab
+                }
+            })
             .collect();
         let before = t.backend().scratch().stats();
         t.prefill(&prompt, 0)

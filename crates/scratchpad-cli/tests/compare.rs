@@ -371,3 +371,41 @@ fn replay_of_a_recorded_trace_reproduces_compares_peaks_and_bounds() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn churn_runs_on_a_three_token_vocabulary() {
+    let dir = temp_dir("vocab3");
+    let path = dir.join("vocab3.bin");
+    let config = scratchpad_model::Config {
+        dim: 16,
+        hidden_dim: 32,
+        n_layers: 1,
+        n_heads: 2,
+        n_kv_heads: 2,
+        vocab_size: 3,
+        seq_len: 32,
+        shared_classifier: true,
+    };
+    std::fs::write(
+        &path,
+        scratchpad_model::synthetic::file_bytes(&config, 7).unwrap(),
+    )
+    .unwrap();
+    let out = scratchpad(&[
+        "compare",
+        "--model",
+        path.to_str().unwrap(),
+        "--scenario",
+        "churn",
+        "--churn-lengths",
+        "4,9",
+        "--pools",
+        "planned,bfc",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -65,8 +65,11 @@ impl Tokenizer {
         let max_token_length = take(4)
             .map(word)
             .ok_or_else(|| mismatch("the file is too short for its header".into()))?;
-        let mut pieces = Vec::with_capacity(vocab_size);
-        let mut scores = Vec::with_capacity(vocab_size);
+        // Reserve only what the file can hold: every entry takes at least
+        // its score and its length (8 bytes), whatever the model claims.
+        let room = vocab_size.min(bytes.len().saturating_sub(4) / 8);
+        let mut pieces = Vec::with_capacity(room);
+        let mut scores = Vec::with_capacity(room);
         for i in 0..vocab_size {
             let truncated = || mismatch(format!("the file ends after {i} tokens"));
             let score = f32::from_le_bytes(
@@ -116,8 +119,9 @@ impl Tokenizer {
 
     /// Encodes `text` as llama2.c does: BOS if asked, a dummy-prefix space
     /// when the text is not empty, UTF-8 code points (unknown ones as their
-    /// bytes + 3), then the adjacent pair whose merge has the best score,
-    /// repeatedly; EOS if asked.
+    /// bytes + 3; a byte whose piece a small vocabulary lacks as `<unk>`,
+    /// id 0), then the adjacent pair whose merge has the best score,
+    /// repeatedly; EOS if asked. Every id is inside the vocabulary.
     pub fn encode(&self, text: &str, bos: bool, eos: bool) -> Vec<u32> {
         let mut tokens = Vec::with_capacity(text.len() + 3);
         if bos {
@@ -154,11 +158,22 @@ impl Tokenizer {
         tokens
     }
 
-    /// The id of `piece`, or its bytes as byte tokens (+3).
+    /// The id of `piece`, or its bytes as byte tokens (+3), `<unk>` for a
+    /// byte past the vocabulary.
     fn lookup_or_bytes(&self, piece: &[u8]) -> Vec<u32> {
         match self.ids.get(piece) {
             Some(&id) => vec![id],
-            None => piece.iter().map(|&b| b as u32 + 3).collect(),
+            None => piece
+                .iter()
+                .map(|&b| {
+                    let id = b as u32 + 3;
+                    if (id as usize) < self.pieces.len() {
+                        id
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! Tokenizer encodings against the reference, decoding, and mismatches.
 
+use std::path::Path;
+
 use scratchpad_model::{ModelError, Tokenizer, printable};
 
 use crate::support::shared;
@@ -79,4 +81,39 @@ fn a_tokenizer_of_another_vocabulary_is_rejected() {
         .err()
         .unwrap();
     assert!(matches!(missing, ModelError::Io { .. }), "{missing}");
+}
+
+/// A tokenizer file of `pieces` (score 0 each).
+fn tokenizer_bytes(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut bytes = 8i32.to_le_bytes().to_vec();
+    for piece in pieces {
+        bytes.extend(0f32.to_le_bytes());
+        bytes.extend((piece.len() as i32).to_le_bytes());
+        bytes.extend(*piece);
+    }
+    bytes
+}
+
+#[test]
+fn a_small_vocabulary_encodes_missing_bytes_as_unk() {
+    // Ten pieces: <unk>, BOS, EOS, then seven byte pieces; every other byte
+    // has no piece.
+    let mut pieces: Vec<Vec<u8>> = vec![b"<unk>".to_vec(), b"<s>".to_vec(), b"</s>".to_vec()];
+    pieces.extend((0..7).map(|b| format!("<0x{b:02X}>").into_bytes()));
+    let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+    let t = Tokenizer::from_bytes(&tokenizer_bytes(&refs), 10, Path::new("small.bin")).unwrap();
+    let ids = t.encode("héllo, wörld", true, true);
+    assert!(ids.iter().all(|&id| id < 10), "{ids:?}");
+    assert!(ids.contains(&0), "unknown bytes are <unk>: {ids:?}");
+}
+
+#[test]
+fn a_huge_claimed_vocabulary_reserves_only_what_the_file_holds() {
+    // A 20-byte file for a model claiming 2^31 - 1 tokens: refused at once,
+    // without reserving for two billion entries.
+    let bytes = tokenizer_bytes(&[b"a"]);
+    let Err(e) = Tokenizer::from_bytes(&bytes, i32::MAX as usize, Path::new("tiny.bin")) else {
+        panic!("a 20-byte file cannot hold 2^31 - 1 tokens");
+    };
+    assert!(e.to_string().contains("ends after 1 tokens"), "{e}");
 }
