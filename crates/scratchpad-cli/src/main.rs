@@ -108,12 +108,23 @@ impl WorkloadArgs {
         let config = *model.config();
         let prompt = match (&self.prompt, &self.tokenizer) {
             (Some(text), Some(path)) => {
-                Tokenizer::open(path, config.vocab_size)?.encode(text, true, false)
+                let tokenizer = Tokenizer::open(path, config.vocab_size)?;
+                check_prompt_length(&tokenizer, text, config.seq_len)?;
+                tokenizer.encode(text, true, false)
             }
             (Some(_), None) => bail!("--prompt needs a tokenizer (-z PATH)"),
             (None, _) => {
                 if self.prompt_tokens == 0 {
                     bail!("--prompt-tokens must be at least 1");
+                }
+                // Checked before the prompt is made: a huge count would
+                // be allocated first.
+                if self.prompt_tokens > config.seq_len {
+                    bail!(
+                        "--prompt-tokens {} is beyond the model's context of {} positions",
+                        self.prompt_tokens,
+                        config.seq_len
+                    );
                 }
                 let mut state = self.seed.max(1);
                 let vocab = config.vocab_size as u64;
@@ -131,12 +142,15 @@ impl WorkloadArgs {
         if self.steps == 0 {
             bail!("--steps must be at least 1: the decode phase is never empty");
         }
-        if prompt.len() + self.steps > config.seq_len {
+        if prompt
+            .len()
+            .checked_add(self.steps)
+            .is_none_or(|end| end > config.seq_len)
+        {
             bail!(
-                "a prompt of {} tokens and {} steps need {} positions, beyond the model's context of {}",
+                "a prompt of {} tokens and {} steps need more positions than the model's context of {}",
                 prompt.len(),
                 self.steps,
-                prompt.len() + self.steps,
                 config.seq_len
             );
         }
@@ -148,6 +162,20 @@ impl WorkloadArgs {
             plant_allocation,
         })
     }
+}
+
+/// Refuses, before encoding (which is quadratic in the text), a prompt that
+/// cannot fit the context: it needs at least
+/// [`Tokenizer::min_tokens`] tokens.
+fn check_prompt_length(tokenizer: &Tokenizer, text: &str, seq_len: usize) -> anyhow::Result<()> {
+    let least = tokenizer.min_tokens(text);
+    if least > seq_len {
+        bail!(
+            "the prompt is {} bytes, at least {least} tokens, but the model's context holds {seq_len}",
+            text.len()
+        );
+    }
+    Ok(())
 }
 
 /// `--help`'s text for a strategy option: `what`, then every strategy of
@@ -455,7 +483,11 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         );
     }
     let prompt = match (&tokenizer, &args.prompt) {
-        (Some(t), prompt) => t.encode(prompt.as_deref().unwrap_or(""), true, false),
+        (Some(t), prompt) => {
+            let text = prompt.as_deref().unwrap_or("");
+            check_prompt_length(t, text, config.seq_len)?;
+            t.encode(text, true, false)
+        }
         (None, Some(_)) => bail!("a prompt needs a tokenizer (-z PATH)"),
         (None, None) => vec![BOS],
     };

@@ -289,6 +289,13 @@ fn bad_inputs_give_clear_errors() {
             &["generate", "--model", &model, "-z", &tok, "-i", &long],
             "the prompt is",
         );
+        // 96 KB: refused from its length alone, before the (quadratic)
+        // encoding would run.
+        let huge = "once upon a time ".repeat(6000);
+        fails_with(
+            &["generate", "--model", &model, "-z", &tok, "-i", &huge],
+            "at least",
+        );
     }
     std::fs::remove_dir_all(Path::new(&dir)).unwrap();
 }

@@ -409,3 +409,29 @@ fn churn_runs_on_a_three_token_vocabulary() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn huge_numbers_are_refused_before_anything_is_allocated() {
+    for args in [
+        &["--prompt-tokens", "1000000000000"][..],
+        &["--prompt-tokens", "18446744073709551615"][..],
+    ] {
+        let mut all = vec!["compare", "--synthetic", "synth-260k"];
+        all.extend(args);
+        fails_with(&all, "beyond the model's context");
+    }
+    for command in ["compare", "trace"] {
+        let mut all = vec![
+            command,
+            "--synthetic",
+            "synth-260k",
+            "--steps",
+            "18446744073709551615",
+        ];
+        if command == "trace" {
+            all.extend(["--out", "never-written.trace.json"]);
+        }
+        fails_with(&all, "more positions than the model's context");
+    }
+    assert!(!std::path::Path::new("never-written.trace.json").exists());
+}

@@ -112,6 +112,18 @@ impl Tokenizer {
         self.max_token_length
     }
 
+    /// The fewest tokens `encode(text, true, false)` can give: BOS, then the
+    /// dummy prefix and the text, no piece longer than the longest in the
+    /// vocabulary. Lets a caller refuse an over-long prompt before the
+    /// (quadratic) encoding.
+    pub fn min_tokens(&self, text: &str) -> usize {
+        if text.is_empty() {
+            return 1;
+        }
+        let longest = self.pieces.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        1 + (text.len() + 1).div_ceil(longest)
+    }
+
     /// The bytes of token `id`.
     pub fn piece(&self, id: u32) -> &[u8] {
         &self.pieces[id as usize]
