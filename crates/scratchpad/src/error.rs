@@ -56,7 +56,8 @@ pub enum ScratchError {
         /// Size of one element.
         elem_bytes: usize,
     },
-    /// Raw requests take a power-of-two alignment of at most 64 bytes.
+    /// Raw requests take a power-of-two alignment of at most 64 bytes, and
+    /// typed leases a type aligned to at most 64.
     #[error("alignment {align} is not supported: it must be a power of two no larger than 64")]
     BadAlignment {
         /// The alignment asked for.

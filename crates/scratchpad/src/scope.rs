@@ -80,6 +80,7 @@ impl<'p, M: Memory> Scope<'p, M> {
 
     /// A lease of `len` elements of `T`, 64-byte aligned, holding unspecified
     /// (but initialised) values: zeros when fresh, stale data when recycled.
+    /// A `T` aligned to more than 64 bytes is refused (`BadAlignment`).
     pub fn acquire<T: Pod>(&self, len: usize, tag: Tag) -> Result<Lease<'_, T, M>, ScratchError> {
         self.acquire_typed(len, tag, false)
     }
@@ -114,6 +115,13 @@ impl<'p, M: Memory> Scope<'p, M> {
         tag: Tag,
         zeroed: bool,
     ) -> Result<Lease<'_, T, M>, ScratchError> {
+        // Leases are 64-byte aligned; a type that needs more would get a
+        // misaligned slice (and the empty lease's dangling pointer too).
+        if align_of::<T>() > BLOCK_ALIGN {
+            return Err(ScratchError::BadAlignment {
+                align: align_of::<T>(),
+            });
+        }
         let elem_bytes = size_of::<T>();
         // Lazily: an eager `ok_or` builds and drops the error on every call,
         // which costs more than the rest of the size check (callgrind).

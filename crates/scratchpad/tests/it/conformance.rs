@@ -425,3 +425,29 @@ fn per_tag_stats_name_the_call_sites() {
     assert_eq!((a.acquires, a.peak_live_bytes, a.live_bytes), (1, 400, 0));
     assert_eq!((b.acquires, b.peak_live_bytes), (2, 400));
 }
+
+/// A Pod type that needs 128-byte alignment.
+#[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C, align(128))]
+struct Wide {
+    lanes: [f32; 32],
+}
+
+#[test]
+fn over_aligned_types_are_refused_never_misaligned() {
+    for name in STRATEGY_NAMES {
+        let pool = Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap();
+        pool.scope(|s| {
+            for len in [0, 1, 3] {
+                let refused = s.acquire::<Wide>(len, tag!("conf.wide")).map(|_| ());
+                assert!(
+                    matches!(refused, Err(ScratchError::BadAlignment { align: 128 })),
+                    "{name}, {len} elements: {refused:?}"
+                );
+                let zeroed = s.acquire_zeroed::<Wide>(len, tag!("conf.wide")).map(|_| ());
+                assert!(matches!(zeroed, Err(ScratchError::BadAlignment { align: 128 })));
+            }
+        });
+        assert_eq!(pool.stats().live_bytes, 0);
+    }
+}
