@@ -51,7 +51,11 @@ impl<M: Memory> Backing<M> {
                     limit,
                 });
             }
-            if self.reserved + bytes > limit {
+            if self
+                .reserved
+                .checked_add(bytes)
+                .is_none_or(|total| total > limit)
+            {
                 return Err(self.out_of_memory(bytes));
             }
         }
@@ -85,6 +89,11 @@ impl<M: Memory> Backing<M> {
             reserved: self.reserved,
             limit: self.limit,
         }
+    }
+
+    /// The reservation limit, if one is set.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
     }
 
     /// Bytes held from the memory now.

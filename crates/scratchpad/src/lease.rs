@@ -89,11 +89,9 @@ impl<T: Pod> DerefMut for Lease<'_, T, HostMemory> {
 
 impl<T: Pod, M: Memory> Drop for Lease<'_, T, M> {
     fn drop(&mut self) {
-        let mut core = self.core.borrow_mut();
-        if self.slot == EMPTY_SLOT {
-            core.release_empty();
-        } else {
-            core.release(self.slot);
+        // An empty lease was counted as returned when it was handed out.
+        if self.slot != EMPTY_SLOT {
+            self.core.borrow_mut().release(self.slot);
         }
     }
 }

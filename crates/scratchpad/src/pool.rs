@@ -190,9 +190,8 @@ impl<M: Memory> Pool<M> {
                     n_ops += 1;
                 }
                 Op::Release { lease } => {
-                    match slots[lease] {
-                        EMPTY_SLOT => core.release_empty(),
-                        slot => core.release(slot),
+                    if slots[lease] != EMPTY_SLOT {
+                        core.release(slots[lease]);
                     }
                     n_ops += 1;
                 }
@@ -370,7 +369,10 @@ impl<M: Memory> Core<M> {
             "a scope outlived its closure"
         );
         if bytes == 0 {
+            // An empty lease holds nothing: it is returned as it is handed
+            // out, so a forgotten one leaves the counts balanced.
             self.acquires += 1;
+            self.releases += 1;
             self.empty_acquires += 1;
             self.tag_counters(tag).acquires += 1;
             return Ok((EMPTY_SLOT, M::dangling(), true));
@@ -544,10 +546,6 @@ impl<M: Memory> Core<M> {
         if let Some(recorder) = &mut self.recorder {
             recorder.release(id);
         }
-    }
-
-    pub(crate) fn release_empty(&mut self) {
-        self.releases += 1;
     }
 
     pub(crate) fn enter_scope(&mut self) -> u32 {

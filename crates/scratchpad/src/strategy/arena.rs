@@ -135,10 +135,14 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
             }
         }
         let reserved = self.backing.reserved();
-        let size = round_up(bytes, BLOCK_ALIGN)
-            .ok_or_else(|| too_large(bytes))?
-            .max(reserved)
-            .max(MIN_CHUNK);
+        let needed = round_up(bytes, BLOCK_ALIGN).ok_or_else(|| too_large(bytes))?;
+        // Grow geometrically, but never past a reservation limit for a
+        // request that fits under it.
+        let room = self
+            .backing
+            .limit()
+            .map_or(usize::MAX, |limit| limit.saturating_sub(reserved));
+        let size = needed.max(reserved.max(MIN_CHUNK).min(room));
         let base = self.backing.allocate(size)?;
         self.counters.misses += 1;
         let idx = if self.chunks.is_empty() {

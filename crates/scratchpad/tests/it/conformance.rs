@@ -445,9 +445,50 @@ fn over_aligned_types_are_refused_never_misaligned() {
                     "{name}, {len} elements: {refused:?}"
                 );
                 let zeroed = s.acquire_zeroed::<Wide>(len, tag!("conf.wide")).map(|_| ());
-                assert!(matches!(zeroed, Err(ScratchError::BadAlignment { align: 128 })));
+                assert!(matches!(
+                    zeroed,
+                    Err(ScratchError::BadAlignment { align: 128 })
+                ));
             }
         });
         assert_eq!(pool.stats().live_bytes, 0);
+    }
+}
+
+#[test]
+fn small_accounting_edges_hold() {
+    // A forgotten empty lease leaves the counts balanced.
+    let pool = Pool::with_strategy("best-fit", HostMemory, &PoolOptions::default()).unwrap();
+    pool.scope(|s| std::mem::forget(s.acquire::<f32>(0, tag!("conf.empty")).unwrap()));
+    let stats = pool.stats();
+    assert_eq!((stats.acquires, stats.releases), (1, 1));
+    // An arena under a 32 KiB limit serves a 100-byte request (its first
+    // chunk is cut to the limit), and names the limit when full.
+    let limited = PoolOptions {
+        reserve_limit: Some(32 << 10),
+        ..PoolOptions::default()
+    };
+    let pool = Pool::with_strategy("arena", HostMemory, &limited).unwrap();
+    pool.scope(|s| {
+        let small = s.acquire::<u8>(100, tag!("conf.small")).unwrap();
+        assert_eq!(small.len(), 100);
+        assert!(pool.stats().reserved_bytes <= 32 << 10);
+        let e = s
+            .acquire::<u8>(40 << 10, tag!("conf.big"))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.to_string().contains("32768"), "{e}");
+    });
+    // A limit of usize::MAX is no limit, never an overflow.
+    let unlimited = PoolOptions {
+        reserve_limit: Some(usize::MAX),
+        ..PoolOptions::default()
+    };
+    for name in STRATEGY_NAMES {
+        let pool = Pool::with_strategy(name, HostMemory, &unlimited).unwrap();
+        pool.scope(|s| {
+            let _a = s.acquire::<u8>(1000, tag!("conf.a")).unwrap();
+            let _b = s.acquire::<u8>(70_000, tag!("conf.b")).unwrap();
+        });
     }
 }
