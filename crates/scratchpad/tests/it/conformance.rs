@@ -492,3 +492,37 @@ fn small_accounting_edges_hold() {
         });
     }
 }
+
+#[test]
+fn a_shared_pool_answers_from_inside_its_own_scope() {
+    // Each of these waited for itself forever before.
+    let shared = SharedPool::new(
+        Pool::with_strategy("best-fit", HostMemory, &PoolOptions::default()).unwrap(),
+    );
+    shared.scope(|s| {
+        let lease = s.acquire::<f32>(100, tag!("conf.shared")).unwrap();
+        assert_eq!(shared.stats().live_bytes, 400);
+        shared.trim();
+        assert_eq!(shared.with(|p| p.stats().live_bytes), 400);
+        shared.scope(|inner| {
+            let more = inner.acquire::<f32>(10, tag!("conf.shared")).unwrap();
+            assert_eq!(more.len(), 10);
+        });
+        drop(lease);
+    });
+    assert_eq!(shared.stats().live_bytes, 0);
+    // Still one thread at a time across threads.
+    std::thread::scope(|t| {
+        for _ in 0..4 {
+            t.spawn(|| {
+                for _ in 0..50 {
+                    shared.scope(|s| {
+                        let a = s.acquire::<u8>(64, tag!("conf.shared")).unwrap();
+                        assert_eq!(shared.stats().live_bytes, 64);
+                        drop(a);
+                    });
+                }
+            });
+        }
+    });
+}
