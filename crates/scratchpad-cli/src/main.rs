@@ -423,13 +423,15 @@ struct SynthArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Generate(args) => run_generate(args),
-        Command::Compare(args) => run_compare(args),
-        Command::Trace(args) => run_trace(args),
-        Command::Replay(args) => run_replay(args),
-        Command::Synth(args) => run_synth(args),
-    };
+    let result = scratchpad_model::check_simd_env()
+        .map_err(anyhow::Error::from)
+        .and_then(|()| match cli.command {
+            Command::Generate(args) => run_generate(args),
+            Command::Compare(args) => run_compare(args),
+            Command::Trace(args) => run_trace(args),
+            Command::Replay(args) => run_replay(args),
+            Command::Synth(args) => run_synth(args),
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -444,6 +446,15 @@ fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         bail!("--threads must be at least 1");
+    }
+    // More workers than cores only adds contention; far more is a mistake
+    // (a million threads would never finish spawning).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > 4 * cores {
+        bail!(
+            "--threads {threads} is more than 4 times the {cores} cores here; use at most {}",
+            4 * cores
+        );
     }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

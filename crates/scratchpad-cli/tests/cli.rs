@@ -277,7 +277,7 @@ fn bad_inputs_give_clear_errors() {
     if let Some(tok32k) = shared("models/tokenizer.bin") {
         fails_with(
             &["generate", "--synthetic", "synth-260k", "-z", &tok32k],
-            "left over",
+            "tokenizer of another model",
         );
     }
     if let (Some(model), Some(tok)) = (
@@ -347,4 +347,44 @@ fn sampling_never_panics_and_nan_weights_give_a_clear_error() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn limits_are_refused_with_a_message() {
+    // Far more threads than cores.
+    fails_with(
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "-n",
+            "2",
+            "--threads",
+            "1000000",
+        ],
+        "more than 4 times",
+    );
+    // Device files are refused after their first bytes, never read whole.
+    fails_with(
+        &[
+            "generate",
+            "--synthetic",
+            "synth-260k",
+            "-z",
+            "/dev/zero",
+            "-n",
+            "2",
+        ],
+        "larger than a tokenizer",
+    );
+    fails_with(&["replay", "/dev/zero"], "not a JSON trace");
+    // An unknown SIMD path is an error naming the accepted ones.
+    let out = std::process::Command::new(support::binary())
+        .args(["generate", "--synthetic", "synth-260k", "-n", "2"])
+        .env("SCRATCHPAD_SIMD", "avx-512")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("avx512, avx2 or portable"), "{stderr}");
 }

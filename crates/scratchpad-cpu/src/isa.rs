@@ -57,6 +57,30 @@ impl Isa {
         })
     }
 
+    /// The path `SCRATCHPAD_SIMD` forces: `None` when it is unset or empty,
+    /// an error naming the accepted values when it names no path, or a path
+    /// this CPU does not support. ([`Isa::detect`] ignores a bad value and
+    /// detects; a program checks this once at start-up to say so.)
+    pub fn from_env() -> Result<Option<Isa>, String> {
+        let Ok(value) = std::env::var(SIMD_ENV) else {
+            return Ok(None);
+        };
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        let supported: Vec<String> = Isa::supported().map(|i| i.to_string()).collect();
+        match Isa::parse(&value) {
+            None => Err(format!(
+                "{SIMD_ENV}={value:?} names no SIMD path: use avx512, avx2 or portable"
+            )),
+            Some(isa) if !isa.is_supported() => Err(format!(
+                "{SIMD_ENV}={value:?}: this CPU does not support {isa} (it supports {})",
+                supported.join(", ")
+            )),
+            Some(isa) => Ok(Some(isa)),
+        }
+    }
+
     /// The path named `name` (`avx512`, `avx2`, `portable`).
     pub fn parse(name: &str) -> Option<Isa> {
         match name.trim().to_ascii_lowercase().as_str() {

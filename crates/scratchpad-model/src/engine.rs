@@ -102,6 +102,17 @@ impl Engine {
     }
 }
 
+/// `Ok` unless `SCRATCHPAD_SIMD` is set to something other than a SIMD
+/// path this CPU supports; the error names the accepted values.
+pub fn check_simd_env() -> Result<(), ModelError> {
+    Isa::from_env()
+        .map(|_| ())
+        .map_err(|reason| ModelError::InvalidOption {
+            option: "SIMD path",
+            reason,
+        })
+}
+
 /// The host's SIMD paths, as the kernels name them: every one this CPU
 /// supports, and the one they use (`SCRATCHPAD_SIMD` may force it).
 pub fn host_simd() -> (Vec<String>, String) {

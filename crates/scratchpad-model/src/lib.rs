@@ -30,7 +30,7 @@ pub use cuda::{
     Cuda, CudaBackend, CudaCounters, CudaOptions, check_graph_strategy, graph_strategies,
 };
 pub use device::Device;
-pub use engine::{DeviceChoice, Engine, host_simd};
+pub use engine::{DeviceChoice, Engine, check_simd_env, host_simd};
 pub use error::ModelError;
 pub use generate::{Generation, generate};
 pub use llama::Llama;

@@ -24,6 +24,10 @@ static BYTES: [u8; 256] = {
     table
 };
 
+/// The most bytes a tokenizer file may have (the largest real ones are a
+/// few MB).
+const MAX_TOKENIZER_BYTES: usize = 1 << 30;
+
 /// A vocabulary with scores, and the lookup from piece to id.
 pub struct Tokenizer {
     pieces: Vec<Vec<u8>>,
@@ -36,11 +40,38 @@ impl Tokenizer {
     /// Reads the tokenizer at `path`, which must hold exactly `vocab_size`
     /// tokens: fewer entries or bytes left over mean it belongs to another
     /// model.
+    ///
+    /// Reads no more than such a tokenizer can be (each entry a score, a
+    /// length and at most `max(max_token_length, 256)` bytes, and 1 GiB in
+    /// all), so a device file or a huge file is refused, not read until
+    /// memory runs out.
     pub fn open(path: &Path, vocab_size: usize) -> Result<Tokenizer, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        use std::io::Read;
+        let io = |source| ModelError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut header = [0u8; 4];
+        let got = file.read(&mut header).map_err(io)?;
+        let longest = i32::from_le_bytes(header).clamp(256, 1 << 20) as usize;
+        let cap = vocab_size
+            .checked_mul(8 + longest)
+            .and_then(|b| b.checked_add(4))
+            .map_or(MAX_TOKENIZER_BYTES, |b| b.min(MAX_TOKENIZER_BYTES));
+        let mut bytes = header[..got].to_vec();
+        file.take(cap.saturating_sub(got) as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > cap {
+            return Err(ModelError::TokenizerMismatch {
+                path: path.to_owned(),
+                vocab_size,
+                reason: format!(
+                    "the file is larger than a tokenizer of {vocab_size} tokens can be ({cap} bytes)"
+                ),
+            });
+        }
         Tokenizer::from_bytes(&bytes, vocab_size, path)
     }
 

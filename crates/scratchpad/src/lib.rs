@@ -58,4 +58,4 @@ pub use strategy::{
     device_strategy_names, stable_addresses, strategy_info,
 };
 pub use tag::Tag;
-pub use trace::{Event, TRACE_FORMAT, TRACE_VERSION, Trace};
+pub use trace::{Event, MAX_TRACE_BYTES, TRACE_FORMAT, TRACE_VERSION, Trace};

@@ -75,7 +75,17 @@ fn a_tokenizer_of_another_vocabulary_is_rejected() {
         too_few.to_string().contains("ends after 512 tokens"),
         "{too_few}"
     );
-    let left_over = Tokenizer::open(&large, 512).err().unwrap();
+    // Opened, it is refused from its size; parsed whole, by its leftovers.
+    let too_large = Tokenizer::open(&large, 512).err().unwrap();
+    assert!(
+        too_large
+            .to_string()
+            .contains("larger than a tokenizer of 512 tokens"),
+        "{too_large}"
+    );
+    let Err(left_over) = Tokenizer::from_bytes(&std::fs::read(&large).unwrap(), 512, &large) else {
+        panic!("the 32000-piece tokenizer is not one of 512");
+    };
     assert!(left_over.to_string().contains("left over"), "{left_over}");
     let missing = Tokenizer::open(&small.with_file_name("no-such-tokenizer.bin"), 512)
         .err()

@@ -10,6 +10,9 @@ use crate::{BLOCK_ALIGN, Phase, ScratchError};
 pub const TRACE_FORMAT: &str = "scratchpad-trace";
 /// The format version this build reads and writes.
 pub const TRACE_VERSION: u64 = 1;
+/// The most bytes [`Trace::read`] reads (a trace of tens of millions of
+/// events).
+pub const MAX_TRACE_BYTES: usize = 1 << 30;
 
 /// One event of a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,12 +156,37 @@ impl Trace {
         out
     }
 
-    /// Reads and validates a trace file.
+    /// Reads and validates a trace file: at most [`MAX_TRACE_BYTES`], and a
+    /// file that does not begin as a JSON object is refused after its first
+    /// bytes (so `/dev/zero` is refused at once, not read until memory runs
+    /// out).
     pub fn read(path: &Path) -> Result<Self, ScratchError> {
-        let json = std::fs::read_to_string(path).map_err(|source| ScratchError::Io {
+        use std::io::Read;
+        let io = |source| ScratchError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let invalid = |reason: String| ScratchError::InvalidTrace {
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut head = vec![0u8; 4096];
+        let got = file.read(&mut head).map_err(io)?;
+        head.truncate(got);
+        match head.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            _ => return Err(invalid("not a JSON trace (it must begin with `{`)".into())),
+        }
+        let mut bytes = head;
+        file.take(MAX_TRACE_BYTES as u64 + 1 - got as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > MAX_TRACE_BYTES {
+            return Err(invalid(format!(
+                "larger than the {MAX_TRACE_BYTES} bytes a trace may have"
+            )));
+        }
+        let json = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8".into()))?;
         Trace::from_json(&json).map_err(|e| match e {
             ScratchError::InvalidTrace { reason } => ScratchError::InvalidTrace {
                 reason: format!("{}: {reason}", path.display()),

@@ -29,4 +29,4 @@ mod format;
 pub(crate) mod ops;
 pub(crate) mod recorder;
 
-pub use format::{Event, TRACE_FORMAT, TRACE_VERSION, Trace};
+pub use format::{Event, MAX_TRACE_BYTES, TRACE_FORMAT, TRACE_VERSION, Trace};
