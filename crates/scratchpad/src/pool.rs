@@ -128,7 +128,9 @@ impl<M: Memory> Pool<M> {
     /// Starts recording every acquire, release, scope and step into a
     /// [`Trace`]. Recording allocates; keep it out of counted windows.
     pub fn start_trace(&self) {
-        self.core.borrow_mut().recorder = Some(Box::new(Recorder::new()));
+        let mut core = self.core.borrow_mut();
+        let recorder = Recorder::new(core.depth, core.phase, core.next_id);
+        core.recorder = Some(Box::new(recorder));
     }
 
     /// Stops recording and returns the trace recorded since
@@ -320,7 +322,9 @@ impl<M: Memory> Core<M> {
             pin_depth: u32::MAX,
             phase: None,
             phase_idx: NO_PHASE,
-            next_id: 0,
+            // Ids start at 1: a slot that never recorded holds id 0, below
+            // every recording's first id (see `Recorder`).
+            next_id: 1,
             acquires: 0,
             releases: 0,
             empty_acquires: 0,

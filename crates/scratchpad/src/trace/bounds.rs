@@ -32,7 +32,12 @@ impl Trace {
                         sizes.resize(lease + 1, 0);
                     }
                     sizes[lease] = bytes;
-                    live += bytes;
+                    live = live
+                        .checked_add(bytes)
+                        .ok_or_else(|| ScratchError::InvalidTrace {
+                            reason: "the bytes live at once overflow usize: no memory holds them"
+                                .into(),
+                        })?;
                     peak = peak.max(live);
                     if let Some(p) = phase {
                         let slot: &mut usize = &mut phase_peak[Phase::index(p)];

@@ -98,6 +98,14 @@ impl Trace {
                     align,
                     tag,
                 } => {
+                    if bytes > isize::MAX as usize {
+                        return Err(bad(
+                            idx,
+                            format!(
+                                "lease {id} of {bytes} bytes is larger than any memory can hold"
+                            ),
+                        ));
+                    }
                     if !align.is_power_of_two() || align > BLOCK_ALIGN {
                         return Err(bad(
                             idx,

@@ -36,21 +36,21 @@ fn a_recorded_trace_lists_every_event() {
             },
             Event::Scope,
             Event::Acquire {
-                id: 0,
+                id: 1,
                 bytes: 400,
                 align: 64,
                 tag: 0
             },
             Event::Scope,
             Event::Acquire {
-                id: 1,
+                id: 2,
                 bytes: 50,
                 align: 64,
                 tag: 1
             },
-            Event::Release { id: 1 },
+            Event::Release { id: 2 },
             Event::EndScope,
-            Event::Release { id: 0 },
+            Event::Release { id: 1 },
             Event::EndScope,
             Event::EndStep,
             Event::Step {
@@ -59,12 +59,12 @@ fn a_recorded_trace_lists_every_event() {
             },
             Event::Scope,
             Event::Acquire {
-                id: 2,
+                id: 3,
                 bytes: 40,
                 align: 64,
                 tag: 0
             },
-            Event::Release { id: 2 },
+            Event::Release { id: 3 },
             Event::EndScope,
             Event::EndStep,
         ]
@@ -185,4 +185,45 @@ fn a_replay_that_runs_out_of_memory_leaves_the_pool_idle() {
     assert!(matches!(err, ScratchError::OutOfMemory { .. }));
     let stats = pool.stats();
     assert_eq!((stats.live_bytes, stats.reserved_bytes), (0, 0));
+}
+
+#[test]
+fn sizes_no_memory_holds_are_refused_not_summed() {
+    let acquire = |id: u64, bytes: usize| Event::Acquire {
+        id,
+        bytes,
+        align: 64,
+        tag: 0,
+    };
+    let mut huge = Trace::new();
+    huge.events = vec![acquire(0, usize::MAX), acquire(1, usize::MAX)];
+    let e = huge.lower_bound().unwrap_err().to_string();
+    assert!(e.contains("larger than any memory"), "{e}");
+    let mut overflowing = Trace::new();
+    overflowing.events = (0..3).map(|id| acquire(id, isize::MAX as usize)).collect();
+    let e = overflowing.lower_bound().unwrap_err().to_string();
+    assert!(e.contains("overflow"), "{e}");
+}
+
+#[test]
+fn a_trace_started_mid_scope_is_one_the_reader_accepts() {
+    let pool = Pool::with_strategy("best-fit", HostMemory, &PoolOptions::default()).unwrap();
+    pool.step(Phase::Decode, |s| {
+        let before = s.acquire::<f32>(100, tag!("mid.before")).unwrap();
+        s.scope(|inner| {
+            pool.start_trace();
+            let during = inner.acquire::<f32>(50, tag!("mid.during")).unwrap();
+            drop(before);
+            drop(during);
+            let _kept = inner.acquire::<u8>(10, tag!("mid.kept")).unwrap();
+        });
+    });
+    let trace = pool.take_trace().unwrap();
+    let reread = Trace::from_json(&trace.to_json()).unwrap();
+    assert_eq!(reread.acquires(), 2);
+    assert_eq!(reread.lower_bound().unwrap(), 200);
+    let replayed = reread
+        .replay(&Pool::with_strategy("planned", HostMemory, &PoolOptions::default()).unwrap())
+        .unwrap();
+    assert_eq!(replayed.ops, 4);
 }
