@@ -1,11 +1,19 @@
 //! Interned call-site tags, so per-tag accounting indexes a table instead of
 //! hashing strings on the hot path.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Names of every tag interned so far; a tag is its index here. Index 0 is
-/// the tag of requests that name no call site.
-static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+/// Every tag interned so far: its name by index (a tag is its index here;
+/// index 0 is the tag of requests that name no call site) and its index by
+/// name, so interning is one hash lookup however many tags there are (a
+/// trace file may name tens of thousands).
+struct Names {
+    by_index: Vec<&'static str>,
+    by_name: HashMap<&'static str, u32>,
+}
+
+static NAMES: Mutex<Option<Names>> = Mutex::new(None);
 
 /// A call site that acquires scratch memory ("attn.scores"), interned once.
 ///
@@ -19,30 +27,20 @@ impl Tag {
     pub const UNTAGGED: Tag = Tag(0);
 
     /// Interns `name`, returning the same tag for the same name every time.
-    /// Takes a global lock and searches linearly: call it once per call site.
+    /// Takes a global lock: call it once per call site (the `tag!` macro).
     pub fn intern(name: &'static str) -> Tag {
-        let mut names = lock_names();
-        if let Some(idx) = names.iter().position(|n| *n == name) {
-            return Tag(idx as u32);
-        }
-        names.push(name);
-        Tag((names.len() - 1) as u32)
+        with_names(|names| names.intern(name, |n| n))
     }
 
     /// Interns a name that is not `'static` (a tag read from a trace file).
     /// A new name is leaked once; the same name is never leaked twice.
     pub fn intern_owned(name: &str) -> Tag {
-        let mut names = lock_names();
-        if let Some(idx) = names.iter().position(|n| *n == name) {
-            return Tag(idx as u32);
-        }
-        names.push(Box::leak(name.to_owned().into_boxed_str()));
-        Tag((names.len() - 1) as u32)
+        with_names(|names| names.intern(name, |n| Box::leak(n.to_owned().into_boxed_str())))
     }
 
     /// The name this tag was interned with.
     pub fn name(self) -> &'static str {
-        lock_names()[self.0 as usize]
+        with_names(|names| names.by_index[self.0 as usize])
     }
 
     /// The tag with dense index `idx`, which must have been interned.
@@ -56,14 +54,30 @@ impl Tag {
     }
 }
 
-fn lock_names() -> std::sync::MutexGuard<'static, Vec<&'static str>> {
-    // A panic while the lock is held cannot leave the list inconsistent (it
-    // is only pushed to), so a poisoned lock is still good.
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if names.is_empty() {
-        names.push("untagged");
+impl Names {
+    /// The tag of `name`, interning it (made `'static` by `keep`) if new.
+    fn intern<'n>(&mut self, name: &'n str, keep: impl FnOnce(&'n str) -> &'static str) -> Tag {
+        if let Some(&idx) = self.by_name.get(name) {
+            return Tag(idx);
+        }
+        let name = keep(name);
+        let idx = u32::try_from(self.by_index.len()).expect("fewer than 2^32 tags");
+        self.by_index.push(name);
+        self.by_name.insert(name, idx);
+        Tag(idx)
     }
-    names
+}
+
+fn with_names<R>(f: impl FnOnce(&mut Names) -> R) -> R {
+    // A panic while the lock is held cannot leave the table inconsistent
+    // (it is only added to, index and map together after the name is
+    // made), so a poisoned lock is still good.
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let names = names.get_or_insert_with(|| Names {
+        by_index: vec!["untagged"],
+        by_name: HashMap::from([("untagged", 0)]),
+    });
+    f(names)
 }
 
 /// The interned [`Tag`] for a string literal, interned on first use:

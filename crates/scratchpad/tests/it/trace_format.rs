@@ -227,3 +227,31 @@ fn a_trace_started_mid_scope_is_one_the_reader_accepts() {
         .unwrap();
     assert_eq!(replayed.ops, 4);
 }
+
+#[test]
+fn a_trace_with_tens_of_thousands_of_tags_replays_in_linear_time() {
+    // 80,000 distinct tags took 137 s to intern by linear search; hashed,
+    // it is a fraction of a second. The bound is generous: this guards
+    // against a return to quadratic work, it is not a benchmark.
+    let mut trace = Trace::new();
+    for id in 0..80_000u64 {
+        trace.tags.push(format!("many.tag{id}"));
+        let tag = id as u32;
+        trace.events.push(Event::Acquire {
+            id,
+            bytes: 64,
+            align: 64,
+            tag,
+        });
+        trace.events.push(Event::Release { id });
+    }
+    let start = std::time::Instant::now();
+    let pool = Pool::with_strategy("workspace", HostMemory, &PoolOptions::default()).unwrap();
+    let report = trace.replay(&pool).unwrap();
+    assert_eq!(report.ops, 160_000);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
