@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
 use scratchpad_model::{
     BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Tokenizer, Transformer,
-    check_graph_strategy, generate, graph_strategies, synthetic,
+    check_graph_strategy, check_memory, generate, graph_strategies, synthetic,
 };
 
 /// Every heap allocation of the process is counted: `compare` reports them.
@@ -54,6 +54,10 @@ struct WorkloadArgs {
     /// A built-in synthetic model [default: synth-15m; synth-260k for --scenario churn].
     #[arg(long)]
     synthetic: Option<String>,
+    /// The most bytes the run may hold (KV cache, activations, state,
+    /// weights copied into memory) [default: the memory available now].
+    #[arg(long)]
+    max_memory: Option<usize>,
     /// Prompt length (the prefill block).
     #[arg(long, default_value_t = 128)]
     prompt_tokens: usize,
@@ -95,12 +99,14 @@ impl WorkloadArgs {
     }
 
     fn model(&self, default: &str) -> anyhow::Result<Arc<Checkpoint>> {
-        Ok(Arc::new(match (&self.model, &self.synthetic) {
+        let model = match (&self.model, &self.synthetic) {
             (Some(path), _) => Checkpoint::open(path)?,
             (None, name) => {
                 synthetic::checkpoint(name.as_deref().unwrap_or(default), synthetic::DEFAULT_SEED)?
             }
-        }))
+        };
+        check_memory(&model, self.max_memory)?;
+        Ok(Arc::new(model))
     }
 
     fn workload(&self, plant_allocation: bool) -> anyhow::Result<compare::Workload> {
@@ -353,17 +359,23 @@ struct ModelArgs {
     /// A built-in synthetic model: synth-15m (the default) or synth-260k.
     #[arg(long)]
     synthetic: Option<String>,
+    /// The most bytes the run may hold (KV cache, activations, state,
+    /// weights copied into memory) [default: the memory available now].
+    #[arg(long)]
+    max_memory: Option<usize>,
 }
 
 impl ModelArgs {
     fn load(&self) -> anyhow::Result<Checkpoint> {
-        Ok(match (&self.model, &self.synthetic) {
+        let model = match (&self.model, &self.synthetic) {
             (Some(path), _) => Checkpoint::open(path)?,
             (None, name) => synthetic::checkpoint(
                 name.as_deref().unwrap_or("synth-15m"),
                 synthetic::DEFAULT_SEED,
             )?,
-        })
+        };
+        check_memory(&model, self.max_memory)?;
+        Ok(model)
     }
 }
 

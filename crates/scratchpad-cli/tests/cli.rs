@@ -388,3 +388,32 @@ fn limits_are_refused_with_a_message() {
     assert!(!out.status.success());
     assert!(stderr.contains("avx512, avx2 or portable"), "{stderr}");
 }
+
+#[test]
+fn a_small_checkpoint_with_a_huge_context_is_refused_before_allocating() {
+    // 20,000 layers of a 262,000-position context with tiny matrices: a
+    // few MB of file whose KV cache would be tens of GB.
+    let dir = temp_dir("bomb");
+    let path = dir.join("bomb.bin");
+    let config = scratchpad_model::Config {
+        dim: 2,
+        hidden_dim: 2,
+        n_layers: 20_000,
+        n_heads: 1,
+        n_kv_heads: 1,
+        vocab_size: 3,
+        seq_len: 262_000,
+        shared_classifier: true,
+    };
+    std::fs::write(&path, scratchpad_model::synthetic::file_bytes(&config, 3).unwrap()).unwrap();
+    let model = path.to_str().unwrap();
+    fails_with(&["generate", "--model", model, "-n", "2"], "KV cache 83840000000 bytes");
+    fails_with(
+        &["compare", "--model", model, "--prompt-tokens", "2", "--steps", "2"],
+        "more than the budget",
+    );
+    // Within an explicit budget it would run; the check is the budget's.
+    let figures = scratchpad_model::RunMemory::of(&config, 0).unwrap();
+    assert_eq!(figures.kv_cache, 2 * 20_000 * 262_000 * 2 * 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -102,6 +102,20 @@ pub enum ModelError {
         /// The position whose logits were sampled.
         position: usize,
     },
+    /// Running the model would hold more memory than the budget allows (a
+    /// header that asks for more than the machine has). Retrying cannot
+    /// help; a larger `--max-memory` or a smaller context can.
+    #[error(
+        "running this model needs {needed} bytes ({detail}), more than the budget of {budget} bytes (the memory available; --max-memory changes it)"
+    )]
+    OverBudget {
+        /// Bytes the run would hold.
+        needed: usize,
+        /// Bytes allowed.
+        budget: usize,
+        /// The parts.
+        detail: String,
+    },
     /// A synthetic preset that does not exist.
     #[error("unknown synthetic model `{name}`; expected one of: {}", crate::synthetic::PRESET_NAMES.join(", "))]
     UnknownPreset {

@@ -8,6 +8,7 @@
 //! synthetic model ([`synthetic`]) that needs no files.
 
 mod backend;
+mod budget;
 mod checkpoint;
 mod config;
 mod cpu;
@@ -23,6 +24,7 @@ mod tokenizer;
 mod transformer;
 
 pub use backend::Backend;
+pub use budget::{RunMemory, available_memory, check_memory};
 pub use checkpoint::{Checkpoint, LayerWeights};
 pub use config::{Config, HEADER_BYTES, Layout};
 pub use cpu::{Cpu, CpuBackend};
