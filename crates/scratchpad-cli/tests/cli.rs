@@ -405,11 +405,26 @@ fn a_small_checkpoint_with_a_huge_context_is_refused_before_allocating() {
         seq_len: 262_000,
         shared_classifier: true,
     };
-    std::fs::write(&path, scratchpad_model::synthetic::file_bytes(&config, 3).unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        scratchpad_model::synthetic::file_bytes(&config, 3).unwrap(),
+    )
+    .unwrap();
     let model = path.to_str().unwrap();
-    fails_with(&["generate", "--model", model, "-n", "2"], "KV cache 83840000000 bytes");
     fails_with(
-        &["compare", "--model", model, "--prompt-tokens", "2", "--steps", "2"],
+        &["generate", "--model", model, "-n", "2"],
+        "KV cache 83840000000 bytes",
+    );
+    fails_with(
+        &[
+            "compare",
+            "--model",
+            model,
+            "--prompt-tokens",
+            "2",
+            "--steps",
+            "2",
+        ],
         "more than the budget",
     );
     // Within an explicit budget it would run; the check is the budget's.

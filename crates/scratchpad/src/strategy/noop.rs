@@ -3,8 +3,8 @@
 
 use super::StrategyInfo;
 use crate::{
-    Backing, Counters, Grant, Memory, PoolOptions, Request, ScratchError, ScratchPool,
-    StrategyStats,
+    Backing, Counters, Grant, HostAllocator, Memory, PoolOptions, Request, ScratchError,
+    ScratchPool, StrategyStats,
 };
 
 /// This strategy in the registry.
@@ -30,9 +30,26 @@ impl<M: Memory> Noop<M> {
         Self::named(&INFO, memory, options)
     }
 
-    /// The no-pool policy under another registry entry (the malloc
-    /// baselines: the same policy over another allocator's memory).
-    pub(crate) fn named(info: &'static StrategyInfo, memory: M, options: &PoolOptions) -> Self {
+    /// The no-pool policy over `memory` switched to host `allocator`, under
+    /// the registry entry `info` (the malloc baselines); an error for
+    /// memory that is not host RAM.
+    pub(crate) fn over(
+        info: &'static StrategyInfo,
+        allocator: HostAllocator,
+        memory: M,
+        options: &PoolOptions,
+    ) -> Result<Self, ScratchError> {
+        let memory = memory
+            .with_host_allocator(allocator)
+            .ok_or_else(|| ScratchError::InvalidOption {
+                option: "strategy",
+                value: info.name.to_owned(),
+                reason: "the malloc baselines run on host memory only",
+            })?;
+        Ok(Self::named(info, memory, options))
+    }
+
+    fn named(info: &'static StrategyInfo, memory: M, options: &PoolOptions) -> Self {
         Noop {
             backing: Backing::with_limit(memory, options.reserve_limit),
             counters: Counters::default(),

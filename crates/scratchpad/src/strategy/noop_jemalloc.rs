@@ -18,12 +18,5 @@ pub const INFO: StrategyInfo = StrategyInfo {
 /// `noop` over `memory` switched to jemalloc; an error for memory that is
 /// not host RAM.
 pub fn create<M: Memory>(memory: M, options: &PoolOptions) -> Result<Noop<M>, ScratchError> {
-    let memory = memory
-        .with_host_allocator(HostAllocator::Jemalloc)
-        .ok_or_else(|| ScratchError::InvalidOption {
-            option: "strategy",
-            value: INFO.name.to_owned(),
-            reason: "the malloc baselines run on host memory only",
-        })?;
-    Ok(Noop::named(&INFO, memory, options))
+    Noop::over(&INFO, HostAllocator::Jemalloc, memory, options)
 }
