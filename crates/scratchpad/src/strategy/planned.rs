@@ -440,6 +440,13 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
 
     fn remeasure(&mut self, phase: Phase) {
         self.plans.retain(|p| p.phase != phase);
+        // Mid-step, the plan serving the step may be gone and the others
+        // moved: find it again (the rest of the step deviates if it went).
+        if !self.measuring {
+            self.active = self
+                .step
+                .and_then(|step| self.find_plan(step, self.step_bucket));
+        }
     }
 
     fn trim(&mut self) {

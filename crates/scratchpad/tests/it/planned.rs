@@ -261,3 +261,23 @@ fn a_lease_measured_long_ago_is_released_in_a_measuring_step_without_panic() {
         check_idle(&format!("planned after {cycles} cycles"), &pool.stats());
     }
 }
+
+#[test]
+fn remeasuring_in_the_middle_of_a_served_step_never_panics() {
+    // Found by the stress property test: the plan serving a step was
+    // dropped by `remeasure` while the step went on.
+    let pool = pool("planned", &PoolOptions::default());
+    for _ in 0..2 {
+        sized_step(&pool, 64);
+    }
+    sized_step(&pool, 8);
+    pool.begin_step_sized(Phase::Prefill, 64);
+    pool.scope(|s| {
+        let a = s.acquire::<f32>(100, tag!("mid.a")).unwrap();
+        pool.remeasure(Phase::Prefill);
+        let b = s.acquire::<f32>(100, tag!("mid.b")).unwrap();
+        assert_ne!(a.address(), b.address());
+    });
+    pool.end_step();
+    check_idle("planned", &pool.stats());
+}

@@ -208,3 +208,151 @@ fn bfc_and_tlsf_split_and_coalesce_on_random_sequences() {
         assert!(stats.merges > 50, "{name}: {} merges", stats.merges);
     }
 }
+
+/// The operations that make a strategy recycle memory while leases live:
+/// acquires for an outer scope while an inner one is open, `trim`,
+/// `remeasure` and step boundaries in the middle of scopes.
+#[derive(Clone, Copy, Debug)]
+enum Stress {
+    Acquire {
+        bytes: usize,
+        dtype: usize,
+    },
+    /// Acquire for the enclosing scope (the lease outlives the current one).
+    AcquireOuter {
+        bytes: usize,
+        dtype: usize,
+    },
+    Release(usize),
+    Enter,
+    Exit,
+    Trim,
+    Remeasure,
+    /// End the current step and begin another of this phase.
+    Step(bool),
+}
+
+fn stress_op() -> impl Strategy<Value = Stress> {
+    prop_oneof![
+        6 => (size(), 0..N_DTYPES).prop_map(|(bytes, dtype)| Stress::Acquire { bytes, dtype }),
+        3 => (size(), 0..N_DTYPES).prop_map(|(bytes, dtype)| Stress::AcquireOuter { bytes, dtype }),
+        4 => any::<usize>().prop_map(Stress::Release),
+        2 => Just(Stress::Enter),
+        2 => Just(Stress::Exit),
+        1 => Just(Stress::Trim),
+        1 => Just(Stress::Remeasure),
+        2 => any::<bool>().prop_map(Stress::Step),
+    ]
+}
+
+/// A frame of the stress run: its scope and the leases it holds.
+struct Frame<'s> {
+    scope: &'s Scope<'s, HostMemory>,
+    held: Vec<Held<'s>>,
+}
+
+/// Runs ops in `frame` until an `Exit`; `outer` is the enclosing frame, if
+/// any, whose scope `AcquireOuter` acquires from. Every lease is checked
+/// for its pattern when it is released.
+fn stress<'s, 'o>(
+    pool: &Pool<HostMemory>,
+    frame: &mut Frame<'s>,
+    mut outer: Option<&mut Frame<'o>>,
+    ops: &[Stress],
+    pos: &mut usize,
+    pattern: &mut u8,
+    who: &str,
+) {
+    fn next_pattern(pattern: &mut u8) -> u8 {
+        *pattern = *pattern % 251 + 1;
+        *pattern
+    }
+    while *pos < ops.len() {
+        let op = ops[*pos];
+        *pos += 1;
+        match op {
+            Stress::Acquire { bytes, dtype } => {
+                let lease =
+                    acquire_any(frame.scope, dtype, bytes, false, tag!("stress.lease")).unwrap();
+                frame.held.push(Held::new(lease, next_pattern(pattern)));
+            }
+            Stress::AcquireOuter { bytes, dtype } => match outer.as_deref_mut() {
+                Some(up) => {
+                    let lease =
+                        acquire_any(up.scope, dtype, bytes, false, tag!("stress.outer")).unwrap();
+                    up.held.push(Held::new(lease, next_pattern(pattern)));
+                }
+                None => {
+                    let lease = acquire_any(frame.scope, dtype, bytes, false, tag!("stress.lease"))
+                        .unwrap();
+                    frame.held.push(Held::new(lease, next_pattern(pattern)));
+                }
+            },
+            Stress::Release(k) if !frame.held.is_empty() => {
+                let h = frame.held.remove(k % frame.held.len());
+                h.check(who);
+            }
+            Stress::Release(_) => {}
+            Stress::Enter => frame.scope.scope(|inner| {
+                let mut child = Frame {
+                    scope: inner,
+                    held: Vec::new(),
+                };
+                stress(pool, &mut child, Some(frame), ops, pos, pattern, who);
+                for h in child.held {
+                    h.check(who);
+                }
+            }),
+            Stress::Exit => break,
+            Stress::Trim => pool.trim(),
+            Stress::Remeasure => pool.remeasure(Phase::Decode),
+            Stress::Step(decode) => {
+                pool.end_step();
+                pool.begin_step(if decode {
+                    Phase::Decode
+                } else {
+                    Phase::Prefill
+                });
+            }
+        }
+        // Every live lease still holds its pattern: no acquire, trim or
+        // step boundary recycled memory a live lease uses.
+        for h in &frame.held {
+            h.check(who);
+        }
+        if let Some(up) = outer.as_deref() {
+            for h in &up.held {
+                h.check(who);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn outer_scope_leases_survive_trim_remeasure_and_step_boundaries(
+        ops in prop::collection::vec(stress_op(), 0..64)
+    ) {
+        for name in scratchpad::STRATEGY_NAMES {
+            let pool = Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap();
+            pool.set_verify(true);
+            let mut pattern = 0u8;
+            // Three passes: planned measures, then serves from its plans.
+            for _ in 0..3 {
+                let mut pos = 0;
+                pool.begin_step(Phase::Decode);
+                pool.scope(|s| {
+                    let mut top = Frame { scope: s, held: Vec::new() };
+                    stress(&pool, &mut top, None, &ops, &mut pos, &mut pattern, name);
+                    for h in top.held {
+                        h.check(name);
+                    }
+                });
+                pool.end_step();
+            }
+            check_idle(name, &pool.stats());
+        }
+    }
+}
