@@ -15,6 +15,15 @@ fn main() -> anyhow::Result<()> {
     let task = args.next();
     match task.as_deref() {
         Some("ci") => ci(),
+        Some("fuzz") => {
+            let seconds: u64 = args
+                .next()
+                .as_deref()
+                .unwrap_or("60")
+                .parse()
+                .context("fuzz: SECONDS must be a whole number")?;
+            fuzz(seconds)
+        }
         Some("gpu-bundle") => {
             let out = match (args.next().as_deref(), args.next()) {
                 (None, _) => None,
@@ -26,9 +35,12 @@ fn main() -> anyhow::Result<()> {
             gpu_bundle::build(out)
         }
         _ => {
-            eprintln!("usage: cargo xtask ci | gpu-bundle [--out DIR]");
+            eprintln!("usage: cargo xtask ci | gpu-bundle [--out DIR] | fuzz [SECONDS]");
             eprintln!(
                 "  ci          fmt check, clippy -D warnings, cargo test --workspace --release, cargo doc"
+            );
+            eprintln!(
+                "  fuzz        every fuzz target for SECONDS each (nightly and cargo-fuzz: `cargo install cargo-fuzz`)"
             );
             eprintln!(
                 "  gpu-bundle  the GPU tests, the cuda bench, the CLI (stripped) and the test data in one folder\n              [default: target/gpu-check], with run.sh to run them on a GPU machine"
@@ -57,6 +69,60 @@ fn ci() -> anyhow::Result<()> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    Ok(())
+}
+
+/// The fuzz targets of `fuzz/`, in the order `cargo xtask fuzz` runs them.
+const FUZZ_TARGETS: [&str; 5] = ["checkpoint", "tokenizer", "encode", "trace", "forward"];
+
+/// Runs every fuzz target for `seconds` from its seed corpus (nightly,
+/// cargo-fuzz, AddressSanitizer) and prints the executions of each; fails
+/// on the first crash, which cargo-fuzz saves under `fuzz/artifacts/`.
+fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace root")?
+        .to_path_buf();
+    let fuzz_dir = root.join("fuzz");
+    let mut report = Vec::new();
+    for target in FUZZ_TARGETS {
+        // New inputs go to an ignored working corpus; the seeds in the
+        // repository are read only.
+        let seeds = fuzz_dir.join("corpus").join(target);
+        let corpus = fuzz_dir.join("target").join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        eprintln!("$ cargo +nightly fuzz run {target} ({seconds} s)");
+        let output = Command::new("cargo")
+            .current_dir(&fuzz_dir)
+            .args(["+nightly", "fuzz", "run", target])
+            .arg(&corpus)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .env(
+                "SCRATCHPAD_TEST_DATA",
+                std::env::var_os("SCRATCHPAD_TEST_DATA")
+                    .unwrap_or_else(|| root.join("../shared").into_os_string()),
+            )
+            .output()
+            .context("running cargo +nightly fuzz (install it with `cargo install cargo-fuzz`)")?;
+        let log = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            eprintln!("{log}");
+            bail!("fuzz target {target} failed (see fuzz/artifacts/{target}/)");
+        }
+        let runs = log
+            .lines()
+            .filter_map(|l| l.strip_prefix("Done "))
+            .filter_map(|l| l.split_whitespace().next())
+            .last()
+            .unwrap_or("?")
+            .to_string();
+        report.push((target, runs));
+    }
+    for (target, runs) in report {
+        println!("fuzz {target:<11} {runs:>12} executions in {seconds} s, 0 crashes");
+    }
     Ok(())
 }
 
