@@ -113,9 +113,9 @@ fn fuzz(seconds: u64) -> anyhow::Result<()> {
         }
         let runs = log
             .lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("Done "))
-            .filter_map(|l| l.split_whitespace().next())
-            .last()
+            .find_map(|l| l.split_whitespace().next())
             .unwrap_or("?")
             .to_string();
         report.push((target, runs));
