@@ -66,7 +66,105 @@ struct Plan {
     slab_bytes: usize,
 }
 
+/// Steps with more requests than this are planned in time order (see
+/// [`Plan::time_order`]): greedy by size is quadratic in the requests whose
+/// lifetimes overlap, and a hostile step can have tens of thousands.
+const GREEDY_MAX_RECORDS: usize = 2048;
+
 impl Plan {
+    /// The plan of a measured step: greedy by size up to
+    /// [`GREEDY_MAX_RECORDS`] requests, in time order beyond.
+    fn of(records: &[Record]) -> Plan {
+        if records.len() <= GREEDY_MAX_RECORDS {
+            Plan::greedy_by_size(records)
+        } else {
+            Plan::time_order(records)
+        }
+    }
+
+    /// Best fit in time order, O(n log n): the requests replayed by their
+    /// lifetimes through a best-fit allocator over the slab's offsets
+    /// (free gaps by size and by offset, coalesced), each at the smallest
+    /// gap that holds it or at the top.
+    fn time_order(records: &[Record]) -> Plan {
+        use std::collections::{BTreeMap, BTreeSet};
+        // (time, 0 = release before 1 = acquire, record)
+        let mut events: Vec<(u32, u8, usize)> = Vec::with_capacity(2 * records.len());
+        for (i, r) in records.iter().enumerate() {
+            events.push((r.first, 1, i));
+            if r.last != OPEN {
+                events.push((r.last, 0, i));
+            }
+        }
+        events.sort_unstable();
+        let mut offsets = vec![0usize; records.len()];
+        let mut by_offset: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut by_size: BTreeSet<(usize, usize)> = BTreeSet::new();
+        let mut top = 0usize;
+        for (_, kind, i) in events {
+            let bytes = records[i].bytes;
+            if kind == 1 {
+                let fit = by_size.range((bytes, 0)..).next().copied();
+                offsets[i] = match fit {
+                    Some((len, at)) => {
+                        by_size.remove(&(len, at));
+                        by_offset.remove(&at);
+                        if len > bytes {
+                            by_size.insert((len - bytes, at + bytes));
+                            by_offset.insert(at + bytes, len - bytes);
+                        }
+                        at
+                    }
+                    None => {
+                        let at = top;
+                        top = top.saturating_add(bytes);
+                        at
+                    }
+                };
+            } else {
+                let (mut at, mut len) = (offsets[i], bytes);
+                if let Some((&next, &next_len)) = by_offset.range(at + len..).next() {
+                    if next == at + len {
+                        by_offset.remove(&next);
+                        by_size.remove(&(next_len, next));
+                        len += next_len;
+                    }
+                }
+                if let Some((&prev, &prev_len)) = by_offset.range(..at).next_back() {
+                    if prev + prev_len == at {
+                        by_offset.remove(&prev);
+                        by_size.remove(&(prev_len, prev));
+                        at = prev;
+                        len += prev_len;
+                    }
+                }
+                by_offset.insert(at, len);
+                by_size.insert((len, at));
+            }
+        }
+        Plan::from_offsets(records, &offsets)
+    }
+
+    fn from_offsets(records: &[Record], offsets: &[usize]) -> Plan {
+        let placements: Vec<Placement> = records
+            .iter()
+            .zip(offsets)
+            .map(|(r, &offset)| Placement {
+                offset,
+                bytes: r.bytes,
+            })
+            .collect();
+        let slab_bytes = placements
+            .iter()
+            .map(|p| p.offset.saturating_add(p.bytes))
+            .max()
+            .unwrap_or(0);
+        Plan {
+            placements,
+            slab_bytes,
+        }
+    }
+
     /// Greedy by size: requests in order of size (descending, ties by first
     /// acquire), each at the lowest offset free of every already placed
     /// request whose lifetime overlaps its own.
@@ -106,23 +204,7 @@ impl Plan {
             offsets[idx] = offset;
             placed.push(idx);
         }
-        let placements: Vec<Placement> = records
-            .iter()
-            .zip(&offsets)
-            .map(|(r, &offset)| Placement {
-                offset,
-                bytes: r.bytes,
-            })
-            .collect();
-        let slab_bytes = placements
-            .iter()
-            .map(|p| p.offset.saturating_add(p.bytes))
-            .max()
-            .unwrap_or(0);
-        Plan {
-            placements,
-            slab_bytes,
-        }
+        Plan::from_offsets(records, &offsets)
     }
 }
 
@@ -135,8 +217,26 @@ struct Slab<P> {
 }
 
 impl<P: Copy> Slab<P> {
+    /// Whether `[start, end)` overlaps a live lease. `live` is sorted by
+    /// start and disjoint, so ends rise with starts: only the last lease
+    /// starting before `end` can reach past `start`. O(log n).
     fn occupied(&self, start: usize, end: usize) -> bool {
-        self.live.iter().any(|&(s, e)| start < e && s < end)
+        let before_end = self.live.partition_point(|&(s, _)| s < end);
+        before_end > 0 && self.live[before_end - 1].1 > start
+    }
+
+    fn insert(&mut self, start: usize, end: usize) {
+        let at = self.live.partition_point(|&(s, _)| s < start);
+        self.live.insert(at, (start, end));
+    }
+
+    fn remove(&mut self, start: usize) {
+        match self.live.binary_search_by_key(&start, |&(s, _)| s) {
+            Ok(at) => {
+                self.live.remove(at);
+            }
+            Err(_) => debug_assert!(false, "a slab lease is recorded as live"),
+        }
     }
 }
 
@@ -346,7 +446,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             if self.active.is_some() {
                 if let Some(offset) = self.planned_range(phase, index, request) {
                     let slab = &mut self.slabs[phase.index()];
-                    slab.live.push((offset, offset + request.bytes));
+                    slab.insert(offset, offset + request.bytes);
                     self.counters.hits += 1;
                     let base = slab.base.expect("checked by planned_range");
                     let token = SLAB | phase.index() as u32;
@@ -368,12 +468,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         if grant.token & SLAB != 0 {
-            let live = &mut self.slabs[(grant.token & 1) as usize].live;
-            let idx = live
-                .iter()
-                .position(|&(start, _)| start == grant.offset)
-                .expect("a slab lease is recorded as live");
-            live.swap_remove(idx);
+            self.slabs[(grant.token & 1) as usize].remove(grant.offset);
             return;
         }
         if grant.token & MEASURED != 0 && self.measuring {
@@ -427,7 +522,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
             self.plans.push(BucketPlan {
                 phase,
                 bucket: self.step_bucket,
-                plan: Plan::greedy_by_size(&self.records),
+                plan: Plan::of(&self.records),
                 last_used: self.steps,
             });
             self.enforce_cap(phase, self.plans.len() - 1);

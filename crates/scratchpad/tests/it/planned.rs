@@ -281,3 +281,35 @@ fn remeasuring_in_the_middle_of_a_served_step_never_panics() {
     pool.end_step();
     check_idle("planned", &pool.stats());
 }
+
+#[test]
+fn planning_and_serving_forty_thousand_live_leases_is_not_quadratic() {
+    // 40,000 leases live at once took seconds to plan (greedy by size is
+    // quadratic in overlapping lifetimes) and a quadratic scan of the live
+    // leases per acquire to serve; both are O(n log n) now. The bound is
+    // generous; it guards against a return to quadratic work.
+    let start = std::time::Instant::now();
+    let pool = pool("planned", &PoolOptions::default());
+    pool.set_verify(false);
+    for _ in 0..3 {
+        pool.step(Phase::Prefill, |s| {
+            let leases: Vec<_> = (0..40_000)
+                .map(|i| {
+                    s.acquire::<u8>(64 + (i % 7) * 64, tag!("many.lease"))
+                        .unwrap()
+                })
+                .collect();
+            drop(leases);
+        });
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.deviations, 0);
+    assert!(
+        stats.peak_reserved_bytes <= 2 * stats.peak_live_bytes,
+        "{} reserved for a bound of {}",
+        stats.peak_reserved_bytes,
+        stats.peak_live_bytes
+    );
+    let elapsed = start.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+}
