@@ -123,20 +123,20 @@ impl Plan {
                 };
             } else {
                 let (mut at, mut len) = (offsets[i], bytes);
-                if let Some((&next, &next_len)) = by_offset.range(at + len..).next() {
-                    if next == at + len {
-                        by_offset.remove(&next);
-                        by_size.remove(&(next_len, next));
-                        len += next_len;
-                    }
+                if let Some((&next, &next_len)) = by_offset.range(at + len..).next()
+                    && next == at + len
+                {
+                    by_offset.remove(&next);
+                    by_size.remove(&(next_len, next));
+                    len += next_len;
                 }
-                if let Some((&prev, &prev_len)) = by_offset.range(..at).next_back() {
-                    if prev + prev_len == at {
-                        by_offset.remove(&prev);
-                        by_size.remove(&(prev_len, prev));
-                        at = prev;
-                        len += prev_len;
-                    }
+                if let Some((&prev, &prev_len)) = by_offset.range(..at).next_back()
+                    && prev + prev_len == at
+                {
+                    by_offset.remove(&prev);
+                    by_size.remove(&(prev_len, prev));
+                    at = prev;
+                    len += prev_len;
                 }
                 by_offset.insert(at, len);
                 by_size.insert((len, at));
