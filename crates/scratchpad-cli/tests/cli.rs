@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{fails_with, scratchpad, shared, temp_dir};
+use support::{fails_with, fails_with_limits, scratchpad, shared, temp_dir};
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{fails_with, scratchpad, temp_dir};
+use support::{fails_with, fails_with_limits, scratchpad, temp_dir};
 
 use scratchpad::STRATEGY_NAMES;
 use serde_json::Value;
@@ -418,7 +418,7 @@ fn huge_numbers_are_refused_before_anything_is_allocated() {
     ] {
         let mut all = vec!["compare", "--synthetic", "synth-260k"];
         all.extend(args);
-        fails_with(&all, "beyond the model's context");
+        fails_with_limits(&all, "beyond the model's context");
     }
     for command in ["compare", "trace"] {
         let mut all = vec![

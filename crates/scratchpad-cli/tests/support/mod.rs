@@ -48,6 +48,29 @@ pub fn shared(rel: &str) -> Option<String> {
     }
 }
 
+/// As [`fails_with`], but under a 20-second timeout and a 4 GB address
+/// space (`timeout`, `ulimit -v`): for inputs that, if the check that
+/// refuses them regressed, would allocate terabytes or spawn a million
+/// threads instead of failing the test.
+#[allow(dead_code)]
+pub fn fails_with_limits(args: &[&str], expected: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4000000 && exec timeout 20 \"$0\" \"$@\"")
+        .arg(binary())
+        .args(args)
+        .output()
+        .expect("sh runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_ne!(out.status.code(), Some(124), "{args:?} timed out");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: expected `{expected}` in: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+}
+
 /// Runs with `args`, expecting failure with `expected` in stderr and no
 /// panic.
 pub fn fails_with(args: &[&str], expected: &str) {
