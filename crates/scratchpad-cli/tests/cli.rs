@@ -352,7 +352,7 @@ fn sampling_never_panics_and_nan_weights_give_a_clear_error() {
 #[test]
 fn limits_are_refused_with_a_message() {
     // Far more threads than cores.
-    fails_with(
+    fails_with_limits(
         &[
             "generate",
             "--synthetic",
@@ -411,7 +411,7 @@ fn a_small_checkpoint_with_a_huge_context_is_refused_before_allocating() {
     )
     .unwrap();
     let model = path.to_str().unwrap();
-    fails_with(
+    fails_with_limits(
         &["generate", "--model", model, "-n", "2"],
         "KV cache 83840000000 bytes",
     );

@@ -177,7 +177,10 @@ impl Tokenizer {
         for ch in text.chars() {
             tokens.extend(self.lookup_or_bytes(ch.encode_utf8(&mut buf).as_bytes()));
         }
-        let mut merged = Vec::with_capacity(2 * self.max_token_length.max(8));
+        // Sized from the pieces themselves, not the header's claim (a hostile
+        // file may claim a longest piece of 2^31 bytes).
+        let longest = self.pieces.iter().map(Vec::len).max().unwrap_or(0);
+        let mut merged = Vec::with_capacity(2 * longest.max(8));
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
             for i in 0..tokens.len().saturating_sub(1) {

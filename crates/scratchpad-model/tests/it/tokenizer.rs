@@ -127,3 +127,14 @@ fn a_huge_claimed_vocabulary_reserves_only_what_the_file_holds() {
     };
     assert!(e.to_string().contains("ends after 1 tokens"), "{e}");
 }
+
+#[test]
+fn a_header_claiming_huge_pieces_does_not_size_encodes_buffers() {
+    // Found by the tokenizer fuzz target: the header's max_token_length
+    // (2^31 - 1 here) sized a buffer of encode, a 4 GB allocation.
+    let mut bytes = tokenizer_bytes(&[b"<unk>", b"<s>", b"</s>", b"a", b"b", b"ab"]);
+    bytes[..4].copy_from_slice(&i32::MAX.to_le_bytes());
+    let t = Tokenizer::from_bytes(&bytes, 6, Path::new("claims.bin")).unwrap();
+    // The dummy-prefix space has no piece here: <unk>, then the merge.
+    assert_eq!(t.encode("ab", false, false), vec![0, 5]);
+}
