@@ -57,5 +57,5 @@ pub use strategy::{
     MAX_RETAINED_ENV, PoolOptions, STRATEGIES, STRATEGY_NAMES, StrategyInfo, create_strategy,
     device_strategy_names, stable_addresses, strategy_info,
 };
-pub use tag::Tag;
+pub use tag::{MAX_OWNED_TAGS, Tag};
 pub use trace::{Event, MAX_TRACE_BYTES, TRACE_FORMAT, TRACE_VERSION, Trace};

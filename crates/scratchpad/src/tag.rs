@@ -11,7 +11,13 @@ use std::sync::Mutex;
 struct Names {
     by_index: Vec<&'static str>,
     by_name: HashMap<&'static str, u32>,
+    /// Names interned from owned strings (trace files) so far.
+    owned: usize,
 }
+
+/// The most tag names taken from owned strings (trace files) that a
+/// process keeps; see [`Tag::intern_owned`].
+pub const MAX_OWNED_TAGS: usize = 1 << 16;
 
 static NAMES: Mutex<Option<Names>> = Mutex::new(None);
 
@@ -33,9 +39,21 @@ impl Tag {
     }
 
     /// Interns a name that is not `'static` (a tag read from a trace file).
-    /// A new name is leaked once; the same name is never leaked twice.
+    /// A new name is kept once for the process; the same name is never kept
+    /// twice. At most [`MAX_OWNED_TAGS`] such names are kept, so untrusted
+    /// traces cannot grow the table without bound: beyond them, every new
+    /// name shares the tag `"trace.other"`.
     pub fn intern_owned(name: &str) -> Tag {
-        with_names(|names| names.intern(name, |n| Box::leak(n.to_owned().into_boxed_str())))
+        with_names(|names| {
+            if let Some(&idx) = names.by_name.get(name) {
+                return Tag(idx);
+            }
+            if names.owned >= MAX_OWNED_TAGS {
+                return names.intern("trace.other", |n| n);
+            }
+            names.owned += 1;
+            names.intern(name, |n| Box::leak(n.to_owned().into_boxed_str()))
+        })
     }
 
     /// The name this tag was interned with.
@@ -76,6 +94,7 @@ fn with_names<R>(f: impl FnOnce(&mut Names) -> R) -> R {
     let names = names.get_or_insert_with(|| Names {
         by_index: vec!["untagged"],
         by_name: HashMap::from([("untagged", 0)]),
+        owned: 0,
     });
     f(names)
 }

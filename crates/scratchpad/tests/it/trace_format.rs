@@ -249,6 +249,11 @@ fn a_trace_with_tens_of_thousands_of_tags_replays_in_linear_time() {
     let pool = Pool::with_strategy("workspace", HostMemory, &PoolOptions::default()).unwrap();
     let report = trace.replay(&pool).unwrap();
     assert_eq!(report.ops, 160_000);
+    // Untrusted names are kept up to a bound, then share one tag.
+    assert_eq!(
+        scratchpad::Tag::intern_owned("many.tag79999").name(),
+        "trace.other"
+    );
     assert!(
         start.elapsed() < std::time::Duration::from_secs(30),
         "{:?}",
