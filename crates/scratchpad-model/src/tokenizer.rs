@@ -86,6 +86,12 @@ impl Tokenizer {
             vocab_size,
             reason,
         };
+        if vocab_size < 3 {
+            // Ids 0, 1 and 2 are <unk>, BOS and EOS; encode emits BOS.
+            return Err(mismatch(format!(
+                "a vocabulary of {vocab_size} tokens cannot hold <unk>, BOS and EOS (ids 0 to 2)"
+            )));
+        }
         let mut at = 0usize;
         let mut take = |n: usize| -> Option<&[u8]> {
             let slice = bytes.get(at..at.checked_add(n)?)?;

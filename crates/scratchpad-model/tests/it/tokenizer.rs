@@ -138,3 +138,20 @@ fn a_header_claiming_huge_pieces_does_not_size_encodes_buffers() {
     // The dummy-prefix space has no piece here: <unk>, then the merge.
     assert_eq!(t.encode("ab", false, false), vec![0, 5]);
 }
+
+#[test]
+fn a_vocabulary_without_room_for_bos_is_refused() {
+    // Found by the tokenizer fuzz target: a one-token vocabulary made
+    // encode index its BOS piece out of range.
+    for vocab in 1..3 {
+        let pieces: Vec<&[u8]> = [&b"<unk>"[..], b"<s>"][..vocab].to_vec();
+        let Err(e) = Tokenizer::from_bytes(&tokenizer_bytes(&pieces), vocab, Path::new("tiny.bin"))
+        else {
+            panic!("a vocabulary of {vocab} was accepted");
+        };
+        assert!(
+            e.to_string().contains("cannot hold <unk>, BOS and EOS"),
+            "{e}"
+        );
+    }
+}
