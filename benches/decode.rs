@@ -118,7 +118,7 @@ fn bench(c: &mut Criterion) {
     let mut models = vec![("synth-15m", synth)];
     // `$SCRATCHPAD_TEST_DATA` when the bench binary was carried elsewhere.
     let data = std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata"),
         std::path::PathBuf::from,
     );
     let stories = data.join("models/stories260K.bin");

@@ -13,7 +13,7 @@ fn tokenizers() -> &'static [Tokenizer] {
     static TOKENIZERS: OnceLock<Vec<Tokenizer>> = OnceLock::new();
     TOKENIZERS.get_or_init(|| {
         let data = std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata"),
             std::path::PathBuf::from,
         );
         [("models/tok512.bin", 512), ("models/tokenizer.bin", 32000)]

@@ -24,7 +24,7 @@ const TESTS: [(&str, &str); 5] = [
     ("scratchpad-cli", "cuda"),
 ];
 
-/// The test data the binaries read, from `../shared` (or
+/// The test data the binaries read, from the repository's `testdata/` (or
 /// `$SCRATCHPAD_TEST_DATA`).
 const DATA: [&str; 8] = [
     "models/stories260K.bin",
@@ -89,7 +89,7 @@ pub fn build(out: Option<PathBuf>) -> anyhow::Result<()> {
     strip_into(bench, &out.join("bin/bench-cuda"))?;
 
     let data = std::env::var_os("SCRATCHPAD_TEST_DATA")
-        .map_or_else(|| root.join("../shared"), PathBuf::from);
+        .map_or_else(|| root.join("testdata"), PathBuf::from);
     for rel in DATA {
         let from = data.join(rel);
         std::fs::copy(&from, out.join("data").join(rel))

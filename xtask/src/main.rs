@@ -102,7 +102,7 @@ fn fuzz(seconds: u64) -> anyhow::Result<()> {
             .env(
                 "SCRATCHPAD_TEST_DATA",
                 std::env::var_os("SCRATCHPAD_TEST_DATA")
-                    .unwrap_or_else(|| root.join("../shared").into_os_string()),
+                    .unwrap_or_else(|| root.join("testdata").into_os_string()),
             )
             .output()
             .context("running cargo +nightly fuzz (install it with `cargo install cargo-fuzz`)")?;

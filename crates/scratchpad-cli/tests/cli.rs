@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{fails_with, fails_with_limits, scratchpad, shared, temp_dir};
+use support::{data, fails_with, fails_with_limits, scratchpad, temp_dir};
 
 use std::path::Path;
 
@@ -35,13 +35,11 @@ fn generate_runs_with_no_files() {
 
 #[test]
 fn generate_reproduces_run_c_on_stories260k() {
-    let (Some(model), Some(tok), Some(expected)) = (
-        shared("models/stories260K.bin"),
-        shared("models/tok512.bin"),
-        shared("reference/stories260K_t0_n200_runc_stdout.txt"),
-    ) else {
-        return;
-    };
+    let (model, tok, expected) = (
+        data("models/stories260K.bin"),
+        data("models/tok512.bin"),
+        data("reference/stories260K_t0_n200_runc_stdout.txt"),
+    );
     for pool in ["planned", "noop", "arena"] {
         let out = scratchpad(&[
             "generate",
@@ -274,16 +272,13 @@ fn bad_inputs_give_clear_errors() {
         }
         assert!(!std::path::Path::new("never-written.json").exists());
     }
-    if let Some(tok32k) = shared("models/tokenizer.bin") {
-        fails_with(
-            &["generate", "--synthetic", "synth-260k", "-z", &tok32k],
-            "tokenizer of another model",
-        );
-    }
-    if let (Some(model), Some(tok)) = (
-        shared("models/stories260K.bin"),
-        shared("models/tok512.bin"),
-    ) {
+    let tok32k = data("models/tokenizer.bin");
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "-z", &tok32k],
+        "tokenizer of another model",
+    );
+    {
+        let (model, tok) = (data("models/stories260K.bin"), data("models/tok512.bin"));
         let long = "once upon a time ".repeat(200);
         fails_with(
             &["generate", "--model", &model, "-z", &tok, "-i", &long],

@@ -11,7 +11,7 @@ mod support;
 
 use std::io::Write;
 
-use support::{scratchpad, shared};
+use support::{data, scratchpad};
 
 fn device() -> bool {
     match scratchpad_cuda::Gpu::new(0) {
@@ -26,13 +26,11 @@ fn device() -> bool {
 
 #[test]
 fn generate_on_the_gpu_reproduces_run_c() {
-    let (Some(model), Some(tok), Some(expected)) = (
-        shared("models/stories260K.bin"),
-        shared("models/tok512.bin"),
-        shared("reference/stories260K_t0_n200_runc_stdout.txt"),
-    ) else {
-        return;
-    };
+    let (model, tok, expected) = (
+        data("models/stories260K.bin"),
+        data("models/tok512.bin"),
+        data("reference/stories260K_t0_n200_runc_stdout.txt"),
+    );
     if !device() {
         return;
     }

@@ -1,7 +1,6 @@
 //! Helpers the binary's test files share: running it, temporary folders,
-//! the shared test data, and expected failures.
+//! the test data, and expected failures.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -29,23 +28,22 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `<test data>/<rel>`, or `None` after saying the test is skipped. The
-/// test data is `$SCRATCHPAD_TEST_DATA` when set, else `../shared` beside
-/// the repository.
+/// `<test data>/<rel>` as a string: the repository's `testdata/`, or
+/// `$SCRATCHPAD_TEST_DATA` when set (binaries carried to another machine).
+/// A missing file fails the test: the data ships with the repository.
 #[allow(dead_code)]
-pub fn shared(rel: &str) -> Option<String> {
+pub fn data(rel: &str) -> String {
     let root = std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata"),
         PathBuf::from,
     );
     let path = root.join(rel);
-    if path.exists() {
-        Some(path.to_string_lossy().into_owned())
-    } else {
-        // Straight to the stderr handle: the harness captures `eprintln!`.
-        let _ = writeln!(std::io::stderr(), "skipped: {} not found", path.display());
-        None
-    }
+    assert!(
+        path.exists(),
+        "test data {} is missing (it ships in testdata/; see testdata/README.md)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
 }
 
 /// As [`fails_with`], but under a 20-second timeout and a 4 GB address

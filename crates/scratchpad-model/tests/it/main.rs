@@ -1,6 +1,6 @@
 //! Integration tests of the model: the real stories260K model against an
-//! independent implementation's outputs (skipped, saying so, when
-//! `../shared` is absent), the synthetic model, and every bad input.
+//! independent implementation's outputs (from `testdata/`; a missing file
+//! fails), the synthetic model, and every bad input.
 
 mod checkpoint;
 mod cuda;

@@ -4,7 +4,7 @@ use scratchpad::STRATEGY_NAMES;
 use scratchpad_cpu::Isa;
 use scratchpad_model::{BOS, Sampler, Tokenizer, argmax, generate};
 
-use crate::support::{in_pool, reference_logits, reference_tokens, shared, stories, transformer};
+use crate::support::{data, in_pool, reference_logits, reference_tokens, stories, transformer};
 
 fn assert_close(what: &str, got: &[f32], expected: &[f32]) {
     assert_eq!(got.len(), expected.len());
@@ -27,11 +27,7 @@ fn assert_close(what: &str, got: &[f32], expected: &[f32]) {
 
 #[test]
 fn greedy_decoding_reproduces_tokens_and_logits() {
-    let (Some(model), Some(tokens), Some(logits)) =
-        (stories(), reference_tokens(), reference_logits())
-    else {
-        return;
-    };
+    let (model, tokens, logits) = (stories(), reference_tokens(), reference_logits());
     assert_eq!(tokens.len(), 513);
     let vocab = model.config().vocab_size;
     for threads in [1, 2] {
@@ -54,11 +50,7 @@ fn greedy_decoding_reproduces_tokens_and_logits() {
 
 #[test]
 fn prefill_in_blocks_matches_decoding() {
-    let (Some(model), Some(tokens), Some(logits)) =
-        (stories(), reference_tokens(), reference_logits())
-    else {
-        return;
-    };
+    let (model, tokens, logits) = (stories(), reference_tokens(), reference_logits());
     let vocab = model.config().vocab_size;
     for threads in [1, 2] {
         in_pool(threads, || {
@@ -80,10 +72,9 @@ fn prefill_in_blocks_matches_decoding() {
     }
 }
 
-fn run_generate(prompt: Option<&str>, steps: usize) -> Option<String> {
-    let model = stories()?;
-    let tokenizer =
-        Tokenizer::open(&shared("models/tok512.bin")?, model.config().vocab_size).unwrap();
+fn run_generate(prompt: Option<&str>, steps: usize) -> String {
+    let model = stories();
+    let tokenizer = Tokenizer::open(&data("models/tok512.bin"), model.config().vocab_size).unwrap();
     let mut t = transformer(&model, "planned");
     let tokens = tokenizer.encode(prompt.unwrap_or(""), true, false);
     t.reserve(tokens.len(), steps - 1).unwrap();
@@ -98,32 +89,26 @@ fn run_generate(prompt: Option<&str>, steps: usize) -> Option<String> {
         &mut out,
     )
     .unwrap();
-    Some(String::from_utf8(out).unwrap())
+    String::from_utf8(out).unwrap()
 }
 
 #[test]
 fn generate_prints_exactly_what_run_c_prints() {
-    let Some(expected) = shared("reference/stories260K_t0_n200_runc_stdout.txt") else {
-        return;
-    };
+    let expected = data("reference/stories260K_t0_n200_runc_stdout.txt");
     assert_eq!(
-        run_generate(None, 200).unwrap(),
+        run_generate(None, 200),
         std::fs::read_to_string(expected).unwrap()
     );
-    let Some(expected) = shared("reference/stories260K_t0_n256_prompt_runc_stdout.txt") else {
-        return;
-    };
+    let expected = data("reference/stories260K_t0_n256_prompt_runc_stdout.txt");
     assert_eq!(
-        run_generate(Some("Once upon a time"), 256).unwrap(),
+        run_generate(Some("Once upon a time"), 256),
         std::fs::read_to_string(expected).unwrap()
     );
 }
 
 #[test]
 fn every_strategy_and_simd_path_gives_the_same_greedy_tokens() {
-    let (Some(model), Some(tokens)) = (stories(), reference_tokens()) else {
-        return;
-    };
+    let (model, tokens) = (stories(), reference_tokens());
     let run = |pool: &str, isa: Option<Isa>| -> Vec<u32> {
         let mut t = transformer(&model, pool);
         if let Some(isa) = isa {

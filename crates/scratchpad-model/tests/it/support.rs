@@ -1,6 +1,5 @@
-//! Locating `../shared`, and building models.
+//! The test data (`testdata/`), and building models.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -8,37 +7,29 @@ use scratchpad::{HostMemory, Pool, PoolOptions};
 use scratchpad_model::{Checkpoint, CpuBackend, Transformer};
 
 /// The test data: `$SCRATCHPAD_TEST_DATA` when set (a test binary carried
-/// to another machine), else `../shared` beside the repository.
+/// to another machine), else the repository's `testdata/`.
 pub fn data_root() -> PathBuf {
     std::env::var_os("SCRATCHPAD_TEST_DATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata"),
         PathBuf::from,
     )
 }
 
-/// `<test data>/<rel>`, or `None` (after saying the test is skipped) when
-/// it is absent.
-pub fn shared(rel: &str) -> Option<PathBuf> {
+/// `<test data>/<rel>`. A missing file fails the test: the data ships with
+/// the repository.
+pub fn data(rel: &str) -> PathBuf {
     let path = data_root().join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        // Straight to the stderr handle: the test harness captures
-        // `eprintln!` of passing tests, and a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {} not found (the shared test data lives at ../shared beside the repository)",
-            path.display()
-        );
-        None
-    }
+    assert!(
+        path.exists(),
+        "test data {} is missing (it ships in testdata/; see testdata/README.md)",
+        path.display()
+    );
+    path
 }
 
-/// stories260K, if present.
-pub fn stories() -> Option<Arc<Checkpoint>> {
-    Some(Arc::new(
-        Checkpoint::open(&shared("models/stories260K.bin")?).unwrap(),
-    ))
+/// stories260K.
+pub fn stories() -> Arc<Checkpoint> {
+    Arc::new(Checkpoint::open(&data("models/stories260K.bin")).unwrap())
 }
 
 /// A transformer over `model` with strategy `pool`.
@@ -56,24 +47,20 @@ pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         .install(f)
 }
 
-/// The 513 greedy token ids of the reference run, if present.
-pub fn reference_tokens() -> Option<Vec<u32>> {
-    let text =
-        std::fs::read_to_string(shared("reference/stories260K_greedy512.tokens.txt")?).unwrap();
-    Some(
-        text.split_whitespace()
-            .map(|t| t.parse().unwrap())
-            .collect(),
-    )
+/// The 513 greedy token ids of the reference run.
+pub fn reference_tokens() -> Vec<u32> {
+    std::fs::read_to_string(data("reference/stories260K_greedy512.tokens.txt"))
+        .unwrap()
+        .split_whitespace()
+        .map(|t| t.parse().unwrap())
+        .collect()
 }
 
-/// The reference run's logits (512 × vocab, row = position), if present.
-pub fn reference_logits() -> Option<Vec<f32>> {
-    let bytes = std::fs::read(shared("reference/stories260K_greedy512.logits.f32")?).unwrap();
-    Some(
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-    )
+/// The reference run's logits (512 × vocab, row = position).
+pub fn reference_logits() -> Vec<f32> {
+    std::fs::read(data("reference/stories260K_greedy512.logits.f32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }

@@ -4,24 +4,22 @@ use std::path::Path;
 
 use scratchpad_model::{ModelError, Tokenizer, printable};
 
-use crate::support::shared;
+use crate::support::data;
 
 /// `"text" -> ids` lines.
-fn cases(file: &str) -> Option<Vec<(String, Vec<u32>)>> {
-    let text = std::fs::read_to_string(shared(file)?).unwrap();
-    Some(
-        text.lines()
-            .filter(|l| !l.is_empty())
-            .map(|line| {
-                let (quoted, ids) = line.rsplit_once(" -> ").unwrap();
-                let text = quoted.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
-                (
-                    text.to_owned(),
-                    ids.split_whitespace().map(|t| t.parse().unwrap()).collect(),
-                )
-            })
-            .collect(),
-    )
+fn cases(file: &str) -> Vec<(String, Vec<u32>)> {
+    let text = std::fs::read_to_string(data(file)).unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (quoted, ids) = line.rsplit_once(" -> ").unwrap();
+            let text = quoted.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
+            (
+                text.to_owned(),
+                ids.split_whitespace().map(|t| t.parse().unwrap()).collect(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -34,9 +32,7 @@ fn encodings_match_the_reference() {
             32000,
         ),
     ] {
-        let (Some(cases), Some(path)) = (cases(file), shared(tokenizer)) else {
-            return;
-        };
+        let (cases, path) = (cases(file), data(tokenizer));
         let t = Tokenizer::open(&path, vocab).unwrap();
         assert!(!cases.is_empty());
         for (text, expected) in cases {
@@ -47,9 +43,7 @@ fn encodings_match_the_reference() {
 
 #[test]
 fn decoding_strips_the_space_after_bos_and_maps_byte_pieces() {
-    let Some(path) = shared("models/tokenizer.bin") else {
-        return;
-    };
+    let path = data("models/tokenizer.bin");
     let t = Tokenizer::open(&path, 32000).unwrap();
     let once = t.encode("Once", false, false)[0];
     assert_eq!(t.piece(once), b" Once");
@@ -65,10 +59,7 @@ fn decoding_strips_the_space_after_bos_and_maps_byte_pieces() {
 
 #[test]
 fn a_tokenizer_of_another_vocabulary_is_rejected() {
-    let (Some(small), Some(large)) = (shared("models/tok512.bin"), shared("models/tokenizer.bin"))
-    else {
-        return;
-    };
+    let (small, large) = (data("models/tok512.bin"), data("models/tokenizer.bin"));
     let too_few = Tokenizer::open(&small, 32000).err().unwrap();
     assert!(matches!(too_few, ModelError::TokenizerMismatch { .. }));
     assert!(
