@@ -21,7 +21,7 @@
 //! reservation limit below 2 or 20 MiB), a segment of just the rounded
 //! request is tried before giving up, where PyTorch would fail.
 
-use super::segments::{NONE, Segments};
+use super::segments::{FreeIndex, NONE, SegmentHeap, Segments};
 use super::{round_up, too_large};
 use super::StrategyInfo;
 use crate::{
@@ -67,56 +67,19 @@ pub fn segment_bytes(size: usize) -> Option<usize> {
     }
 }
 
-/// Best fit with splitting and coalescing over segments of the memory.
-pub struct Bfc<M: Memory> {
-    backing: Backing<M>,
-    counters: Counters,
-    segments: Segments<M::Ptr>,
-    /// Free blocks of the small and the large pool: `(size, address,
-    /// block)`, sorted.
+/// `bfc`'s free blocks: the small and the large pool, each sorted by
+/// `(size, address, block)`.
+struct PoolLists {
     free: [Vec<(usize, usize, u32)>; 2],
     /// Bytes in free blocks.
     free_bytes: usize,
-    max_retained_bytes: usize,
-    max_split_size: usize,
-    /// Reused by trimming.
-    idle: Vec<u32>,
 }
 
-impl<M: Memory> Bfc<M> {
-    /// A `bfc` pool over `memory`, with `options.max_retained_bytes` (idle
-    /// segments beyond it are freed) and `options.max_split_size`.
-    pub fn new(memory: M, options: &PoolOptions) -> Self {
-        Bfc {
-            backing: Backing::with_limit(memory, options.reserve_limit),
-            counters: Counters::default(),
-            segments: Segments::new(),
-            free: [Vec::new(), Vec::new()],
-            free_bytes: 0,
-            max_retained_bytes: options.max_retained_bytes,
-            max_split_size: options.max_split_size,
-            idle: Vec::new(),
-        }
-    }
-
+impl PoolLists {
     #[inline]
-    fn key(&self, idx: u32) -> (usize, usize, u32) {
-        let block = self.segments.block(idx);
+    fn key<P: Copy>(segments: &Segments<P>, idx: u32) -> (usize, usize, u32) {
+        let block = segments.block(idx);
         (block.size, block.address, idx)
-    }
-
-    #[inline]
-    fn pool_of(&self, idx: u32) -> usize {
-        self.segments.block(idx).class as usize
-    }
-
-    #[inline]
-    fn insert_free(&mut self, idx: u32) {
-        let key = self.key(idx);
-        let list = &mut self.free[self.pool_of(idx)];
-        let at = list.partition_point(|&k| k < key);
-        list.insert(at, key);
-        self.free_bytes += key.0;
     }
 
     /// Puts block `new` where the free-list entry `old` was, then moves it
@@ -124,9 +87,9 @@ impl<M: Memory> Bfc<M> {
     /// an insertion (a split's rest replacing the block it came from, a
     /// merged block replacing its neighbour).
     #[inline]
-    fn replace_free(&mut self, old: (usize, usize, u32), new: u32) {
-        let key = self.key(new);
-        let list = &mut self.free[self.segments.block(new).class as usize];
+    fn replace<P: Copy>(&mut self, segments: &Segments<P>, old: (usize, usize, u32), new: u32) {
+        let key = Self::key(segments, new);
+        let list = &mut self.free[segments.block(new).class as usize];
         let mut at = list.partition_point(|&k| k < old);
         debug_assert_eq!(list.get(at), Some(&old), "a free block is listed");
         list[at] = key;
@@ -141,24 +104,13 @@ impl<M: Memory> Bfc<M> {
         self.free_bytes = self.free_bytes - old.0 + key.0;
     }
 
-    #[inline]
-    fn remove_free(&mut self, idx: u32) {
-        let key = self.key(idx);
-        let list = &mut self.free[self.pool_of(idx)];
-        let at = list.partition_point(|&k| k < key);
-        debug_assert_eq!(list.get(at), Some(&key), "a free block is listed");
-        list.remove(at);
-        self.free_bytes -= key.0;
-    }
-
     /// The best-fitting free block of `pool` for `size`, under PyTorch's
-    /// rules for oversize blocks.
+    /// rules for blocks of `max_split` bytes or more.
     #[inline]
-    fn find(&self, pool: usize, size: usize) -> Option<u32> {
+    fn find(&self, pool: usize, size: usize, max_split: usize) -> Option<u32> {
         let list = &self.free[pool];
         let at = list.partition_point(|&(s, _, _)| s < size);
         let &(block, _, idx) = list.get(at)?;
-        let max_split = self.max_split_size;
         if size < max_split && block >= max_split {
             return None;
         }
@@ -166,6 +118,56 @@ impl<M: Memory> Bfc<M> {
             return None;
         }
         Some(idx)
+    }
+}
+
+impl<P: Copy> FreeIndex<P> for PoolLists {
+    #[inline]
+    fn insert(&mut self, segments: &mut Segments<P>, idx: u32) {
+        let key = Self::key(segments, idx);
+        let list = &mut self.free[segments.block(idx).class as usize];
+        let at = list.partition_point(|&k| k < key);
+        list.insert(at, key);
+        self.free_bytes += key.0;
+    }
+
+    #[inline]
+    fn remove(&mut self, segments: &mut Segments<P>, idx: u32) {
+        let key = Self::key(segments, idx);
+        let list = &mut self.free[segments.block(idx).class as usize];
+        let at = list.partition_point(|&k| k < key);
+        debug_assert_eq!(list.get(at), Some(&key), "a free block is listed");
+        list.remove(at);
+        self.free_bytes -= key.0;
+    }
+
+    fn free_bytes(&self) -> usize {
+        self.free_bytes
+    }
+}
+
+/// Best fit with splitting and coalescing over segments of the memory.
+pub struct Bfc<M: Memory> {
+    heap: SegmentHeap<M, PoolLists>,
+    counters: Counters,
+    max_retained_bytes: usize,
+    max_split_size: usize,
+}
+
+impl<M: Memory> Bfc<M> {
+    /// A `bfc` pool over `memory`, with `options.max_retained_bytes` (idle
+    /// segments beyond it are freed) and `options.max_split_size`.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        let lists = PoolLists {
+            free: [Vec::new(), Vec::new()],
+            free_bytes: 0,
+        };
+        Bfc {
+            heap: SegmentHeap::new(Backing::with_limit(memory, options.reserve_limit), lists),
+            counters: Counters::default(),
+            max_retained_bytes: options.max_retained_bytes,
+            max_split_size: options.max_split_size,
+        }
     }
 
     #[inline]
@@ -175,50 +177,6 @@ impl<M: Memory> Bfc<M> {
         } else {
             size < self.max_split_size && remaining > SMALL_SIZE
         }
-    }
-
-    /// Frees wholly idle segments, smallest first, while `keep_going` says
-    /// so; returns how many.
-    fn release_idle(&mut self, mut keep_going: impl FnMut(&Self) -> bool) -> u64 {
-        let mut idle = std::mem::take(&mut self.idle);
-        self.segments.idle_segments(&mut idle);
-        let mut freed = 0;
-        for &idx in &idle {
-            if !keep_going(self) {
-                break;
-            }
-            self.remove_free(idx);
-            let segment = self.segments.remove_segment(idx);
-            // SAFETY: the segment's one block is free, so no lease lies in
-            // it, and it is in no list any more.
-            unsafe { self.backing.free(segment.base, segment.bytes) };
-            freed += 1;
-        }
-        self.idle = idle;
-        freed
-    }
-
-    /// A new segment for a rounded request of `size`: the policy's size;
-    /// when the memory refuses it, every wholly idle segment is freed and
-    /// it is tried again (PyTorch), then a segment of just `size` (under a
-    /// reservation limit smaller than the policy's segment).
-    fn new_segment(&mut self, pool: usize, size: usize) -> Result<u32, ScratchError> {
-        let bytes = segment_bytes(size).ok_or_else(|| too_large(size))?;
-        let (base, bytes) = match self.backing.allocate(bytes) {
-            Ok(base) => (base, bytes),
-            Err(ScratchError::OutOfMemory { .. } | ScratchError::NeverFits { .. }) => {
-                self.release_idle(|_| true);
-                match self.backing.allocate(bytes) {
-                    Ok(base) => (base, bytes),
-                    Err(_) if size < bytes => (self.backing.allocate(size)?, size),
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        Ok(self
-            .segments
-            .add_segment(base, M::address(base), bytes, pool as u8))
     }
 }
 
@@ -234,112 +192,95 @@ unsafe impl<M: Memory> ScratchPool<M> for Bfc<M> {
     }
 
     fn memory(&self) -> &M {
-        self.backing.memory()
+        self.heap.backing.memory()
     }
 
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let size = round_up(request.bytes, ROUND).ok_or_else(|| too_large(request.bytes))?;
         let pool = if size <= SMALL_SIZE { SMALL } else { LARGE };
-        let (idx, listed) = match self.find(pool, size) {
+        let heap = &mut self.heap;
+        let (idx, listed) = match heap.index.find(pool, size, self.max_split_size) {
             Some(idx) => {
                 self.counters.hits += 1;
                 (idx, true)
             }
             None => {
-                let idx = self.new_segment(pool, size)?;
+                let bytes = segment_bytes(size).ok_or_else(|| too_large(size))?;
+                let idx = heap.new_segment(bytes, size, pool as u8)?;
                 self.counters.misses += 1;
                 (idx, false)
             }
         };
-        let old = self.key(idx);
+        let old = PoolLists::key(&heap.segments, idx);
         let remaining = old.0 - size;
         if self.should_split(pool, size, remaining) {
-            let rest = self.segments.split(idx, size);
+            let heap = &mut self.heap;
+            let rest = heap.segments.split(idx, size);
             if listed {
-                self.replace_free(old, rest);
+                heap.index.replace(&heap.segments, old, rest);
             } else {
-                self.insert_free(rest);
+                heap.index.insert(&mut heap.segments, rest);
             }
         } else if listed {
-            self.remove_free(idx);
+            self.heap.index.remove(&mut self.heap.segments, idx);
         }
-        let block = *self.segments.block(idx);
-        self.segments.block_mut(idx).free = false;
-        *grant = Grant {
-            base: self.segments.segment(block.segment).base,
-            offset: block.offset,
-            capacity: block.size,
-            token: idx,
-            fresh: block.fresh,
-        };
+        *grant = self.heap.lease(idx);
         Ok(())
     }
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         let idx = grant.token;
-        {
-            let b = self.segments.block_mut(idx);
-            b.free = true;
-            b.fresh = false;
-        }
-        let next = self.segments.block(idx).next;
-        let next_free = next != NONE && self.segments.block(next).free;
-        let prev = self.segments.block(idx).prev;
-        let prev_free = prev != NONE && self.segments.block(prev).free;
+        let heap = &mut self.heap;
+        heap.take_back(idx);
+        let segments = &mut heap.segments;
+        let next = segments.block(idx).next;
+        let next_free = next != NONE && segments.block(next).free;
+        let prev = segments.block(idx).prev;
+        let prev_free = prev != NONE && segments.block(prev).free;
         // The merged block takes the list entry of a free neighbour.
+        let lists = &mut heap.index;
         match (prev_free, next_free) {
-            (false, false) => self.insert_free(idx),
+            (false, false) => lists.insert(segments, idx),
             (false, true) => {
-                let old = self.key(next);
-                self.segments.merge_next(idx);
-                self.replace_free(old, idx);
+                let old = PoolLists::key(segments, next);
+                segments.merge_next(idx);
+                lists.replace(segments, old, idx);
             }
             (true, false) => {
-                let old = self.key(prev);
-                self.segments.merge_next(prev);
-                self.replace_free(old, prev);
+                let old = PoolLists::key(segments, prev);
+                segments.merge_next(prev);
+                lists.replace(segments, old, prev);
             }
             (true, true) => {
-                self.remove_free(next);
-                self.segments.merge_next(idx);
-                let old = self.key(prev);
-                self.segments.merge_next(prev);
-                self.replace_free(old, prev);
+                lists.remove(segments, next);
+                segments.merge_next(idx);
+                let old = PoolLists::key(segments, prev);
+                segments.merge_next(prev);
+                lists.replace(segments, old, prev);
             }
         }
-        if self.free_bytes > self.max_retained_bytes {
-            let cap = self.max_retained_bytes;
-            let freed = self.release_idle(|s| s.free_bytes > cap);
-            self.counters.evictions += freed;
-        }
+        self.counters.evictions += heap.hold_to(self.max_retained_bytes);
     }
 
     fn trim(&mut self) {
         self.counters.trims += 1;
-        self.release_idle(|_| true);
+        self.heap.release_idle(|_| true);
     }
 
     fn reset_peak(&mut self) {
-        self.backing.reset_peak();
+        self.heap.backing.reset_peak();
     }
 
     fn stats(&self) -> StrategyStats {
-        let mut stats = self.counters.report(&self.backing, self.free_bytes);
-        stats.splits = self.segments.splits;
-        stats.merges = self.segments.merges;
+        let mut stats = self.heap.stats(&self.counters);
         stats.largest_free_bytes = self
+            .heap
+            .index
             .free
             .iter()
             .filter_map(|list| list.last().map(|&(size, _, _)| size))
             .max()
             .unwrap_or(0);
         stats
-    }
-}
-
-impl<M: Memory> Drop for Bfc<M> {
-    fn drop(&mut self) {
-        // Leases are gone (they borrow the pool); every segment is idle.
-        self.release_idle(|_| true);
     }
 }

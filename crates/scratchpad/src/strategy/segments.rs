@@ -7,6 +7,8 @@
 //! device memory unchanged; freed slots are reused, so once warm nothing
 //! here allocates.
 
+use crate::{Backing, Counters, Grant, Memory, ScratchError, StrategyStats};
+
 /// "No block": the end of a neighbour list.
 pub(crate) const NONE: u32 = u32::MAX;
 
@@ -210,5 +212,155 @@ impl<P: Copy> Segments<P> {
                 .filter(|&b| self.block(b).free && self.spans_segment(b)),
         );
         out.sort_unstable_by_key(|&b| self.block(b).size);
+    }
+}
+
+/// A strategy's index of its free blocks: `bfc`'s sorted lists, `tlsf`'s
+/// bitmapped size classes. The blocks themselves are in [`Segments`].
+pub(crate) trait FreeIndex<P> {
+    /// Lists free block `idx`.
+    fn insert(&mut self, segments: &mut Segments<P>, idx: u32);
+    /// Takes listed block `idx` out.
+    fn remove(&mut self, segments: &mut Segments<P>, idx: u32);
+    /// Bytes in listed blocks.
+    fn free_bytes(&self) -> usize;
+}
+
+/// Segments of a memory, cut into blocks, with a strategy's index of the
+/// free ones: what `bfc` and `tlsf` share (taking segments, freeing idle
+/// ones, handing out and taking back blocks); the strategies differ in
+/// their index and in how they choose, split and merge.
+pub(crate) struct SegmentHeap<M: Memory, I: FreeIndex<M::Ptr>> {
+    pub(crate) backing: Backing<M>,
+    pub(crate) segments: Segments<M::Ptr>,
+    pub(crate) index: I,
+    /// Reused by [`SegmentHeap::release_idle`].
+    idle: Vec<u32>,
+}
+
+impl<M: Memory, I: FreeIndex<M::Ptr>> SegmentHeap<M, I> {
+    pub(crate) fn new(backing: Backing<M>, index: I) -> Self {
+        SegmentHeap {
+            backing,
+            segments: Segments::new(),
+            index,
+            idle: Vec::new(),
+        }
+    }
+
+    /// Frees wholly idle segments, smallest first, while `keep_going` says
+    /// so of the bytes still free; returns how many.
+    pub(crate) fn release_idle(&mut self, mut keep_going: impl FnMut(usize) -> bool) -> u64 {
+        let mut idle = std::mem::take(&mut self.idle);
+        self.segments.idle_segments(&mut idle);
+        let mut freed = 0;
+        for &idx in &idle {
+            if !keep_going(self.index.free_bytes()) {
+                break;
+            }
+            self.index.remove(&mut self.segments, idx);
+            let segment = self.segments.remove_segment(idx);
+            // SAFETY: the segment's one block is free, so no lease lies in
+            // it, and it is in no list any more.
+            unsafe { self.backing.free(segment.base, segment.bytes) };
+            freed += 1;
+        }
+        self.idle = idle;
+        freed
+    }
+
+    /// Frees wholly idle segments while the free bytes exceed `cap`;
+    /// returns how many (evictions).
+    pub(crate) fn hold_to(&mut self, cap: usize) -> u64 {
+        if self.index.free_bytes() > cap {
+            self.release_idle(|free| free > cap)
+        } else {
+            0
+        }
+    }
+
+    /// A new segment of `bytes` (the policy's size) for a request of `size`
+    /// bytes, as one free block, unlisted. When the memory refuses it,
+    /// every wholly idle segment is freed and it is tried again, then a
+    /// segment of just `size` (under a reservation limit smaller than the
+    /// policy's segment).
+    pub(crate) fn new_segment(
+        &mut self,
+        bytes: usize,
+        size: usize,
+        class: u8,
+    ) -> Result<u32, ScratchError> {
+        let (base, bytes) = match self.backing.allocate(bytes) {
+            Ok(base) => (base, bytes),
+            Err(ScratchError::OutOfMemory { .. } | ScratchError::NeverFits { .. }) => {
+                self.release_idle(|_| true);
+                match self.backing.allocate(bytes) {
+                    Ok(base) => (base, bytes),
+                    Err(_) if size < bytes => (self.backing.allocate(size)?, size),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(self
+            .segments
+            .add_segment(base, M::address(base), bytes, class))
+    }
+
+    /// Marks block `idx` (out of the index) leased and its grant.
+    #[inline]
+    pub(crate) fn lease(&mut self, idx: u32) -> Grant<M::Ptr> {
+        let block = *self.segments.block(idx);
+        self.segments.block_mut(idx).free = false;
+        Grant {
+            base: self.segments.segment(block.segment).base,
+            offset: block.offset,
+            capacity: block.size,
+            token: idx,
+            fresh: block.fresh,
+        }
+    }
+
+    /// Marks the released block `idx` free (and written); not listed yet.
+    #[inline]
+    pub(crate) fn take_back(&mut self, idx: u32) {
+        let b = self.segments.block_mut(idx);
+        b.free = true;
+        b.fresh = false;
+    }
+
+    /// Merges free block `idx` (unlisted) with its free neighbours and
+    /// lists the result.
+    #[inline]
+    pub(crate) fn coalesce(&mut self, mut idx: u32) {
+        let next = self.segments.block(idx).next;
+        if next != NONE && self.segments.block(next).free {
+            self.index.remove(&mut self.segments, next);
+            self.segments.merge_next(idx);
+        }
+        let prev = self.segments.block(idx).prev;
+        if prev != NONE && self.segments.block(prev).free {
+            self.index.remove(&mut self.segments, prev);
+            self.segments.merge_next(prev);
+            idx = prev;
+        }
+        self.index.insert(&mut self.segments, idx);
+    }
+
+    /// The strategy's figures: `counters` with the reservation, the free
+    /// bytes, splits and merges (the largest free block is the index's to
+    /// say).
+    pub(crate) fn stats(&self, counters: &Counters) -> StrategyStats {
+        let mut stats = counters.report(&self.backing, self.index.free_bytes());
+        stats.splits = self.segments.splits;
+        stats.merges = self.segments.merges;
+        stats
+    }
+}
+
+impl<M: Memory, I: FreeIndex<M::Ptr>> Drop for SegmentHeap<M, I> {
+    fn drop(&mut self) {
+        // Leases are gone (they borrow the pool); every segment is idle.
+        self.release_idle(|_| true);
     }
 }

@@ -12,7 +12,7 @@
 //! or the request's power of two); `trim` and the retained-bytes cap free
 //! wholly idle ones.
 
-use super::segments::{NONE, Segments};
+use super::segments::{FreeIndex, NONE, SegmentHeap, Segments};
 use super::{round_up, too_large};
 use super::StrategyInfo;
 use crate::{
@@ -64,72 +64,27 @@ fn mapping_search(size: usize) -> Option<(usize, usize)> {
     Some(mapping_insert(rounded))
 }
 
-/// Two-level segregated fit over segments of the memory.
-pub struct Tlsf<M: Memory> {
-    backing: Backing<M>,
-    counters: Counters,
-    segments: Segments<M::Ptr>,
+/// `tlsf`'s free blocks: a list per size class, linked through the blocks,
+/// and two levels of bitmaps of the non-empty lists.
+struct SizeClasses {
     fl_bitmap: u64,
     sl_bitmap: [u32; FL_COUNT],
     heads: [[u32; SL_COUNT]; FL_COUNT],
     free_bytes: usize,
-    max_retained_bytes: usize,
-    idle: Vec<u32>,
 }
 
-impl<M: Memory> Tlsf<M> {
-    /// A `tlsf` pool over `memory`; idle segments beyond
-    /// `options.max_retained_bytes` are freed.
-    pub fn new(memory: M, options: &PoolOptions) -> Self {
-        Tlsf {
-            backing: Backing::with_limit(memory, options.reserve_limit),
-            counters: Counters::default(),
-            segments: Segments::new(),
-            fl_bitmap: 0,
-            sl_bitmap: [0; FL_COUNT],
-            heads: [[NONE; SL_COUNT]; FL_COUNT],
-            free_bytes: 0,
-            max_retained_bytes: options.max_retained_bytes,
-            idle: Vec::new(),
-        }
-    }
-
-    #[inline]
-    fn insert_free(&mut self, idx: u32) {
-        let size = self.segments.block(idx).size;
-        let (fl, sl) = mapping_insert(size);
-        let head = self.heads[fl][sl];
-        {
-            let b = self.segments.block_mut(idx);
-            b.prev_free = NONE;
-            b.next_free = head;
-        }
-        if head != NONE {
-            self.segments.block_mut(head).prev_free = idx;
-        }
-        self.heads[fl][sl] = idx;
-        self.fl_bitmap |= 1 << fl;
-        self.sl_bitmap[fl] |= 1 << sl;
-        self.free_bytes += size;
-    }
-
-    #[inline]
-    fn remove_free(&mut self, idx: u32) {
-        let (fl, sl) = mapping_insert(self.segments.block(idx).size);
-        self.unlink(idx, fl, sl);
-    }
-
+impl SizeClasses {
     /// Takes block `idx` out of list `(fl, sl)`, where it is.
     #[inline]
-    fn unlink(&mut self, idx: u32, fl: usize, sl: usize) {
-        let b = *self.segments.block(idx);
+    fn unlink<P: Copy>(&mut self, segments: &mut Segments<P>, idx: u32, fl: usize, sl: usize) {
+        let b = *segments.block(idx);
         if b.prev_free != NONE {
-            self.segments.block_mut(b.prev_free).next_free = b.next_free;
+            segments.block_mut(b.prev_free).next_free = b.next_free;
         } else {
             self.heads[fl][sl] = b.next_free;
         }
         if b.next_free != NONE {
-            self.segments.block_mut(b.next_free).prev_free = b.prev_free;
+            segments.block_mut(b.next_free).prev_free = b.prev_free;
         }
         if self.heads[fl][sl] == NONE {
             self.sl_bitmap[fl] &= !(1 << sl);
@@ -162,23 +117,77 @@ impl<M: Memory> Tlsf<M> {
         Some((self.heads[fl][sl], fl, sl))
     }
 
-    fn release_idle(&mut self, mut keep_going: impl FnMut(&Self) -> bool) -> u64 {
-        let mut idle = std::mem::take(&mut self.idle);
-        self.segments.idle_segments(&mut idle);
-        let mut freed = 0;
-        for &idx in &idle {
-            if !keep_going(self) {
-                break;
-            }
-            self.remove_free(idx);
-            let segment = self.segments.remove_segment(idx);
-            // SAFETY: the segment's one block is free, so no lease lies in
-            // it, and it is in no list any more.
-            unsafe { self.backing.free(segment.base, segment.bytes) };
-            freed += 1;
+    /// The largest free block: in the highest non-empty list.
+    fn largest<P: Copy>(&self, segments: &Segments<P>) -> usize {
+        if self.fl_bitmap == 0 {
+            return 0;
         }
-        self.idle = idle;
-        freed
+        let fl = 63 - self.fl_bitmap.leading_zeros() as usize;
+        let sl = 31 - self.sl_bitmap[fl].leading_zeros() as usize;
+        let mut idx = self.heads[fl][sl];
+        let mut largest = 0;
+        while idx != NONE {
+            let b = segments.block(idx);
+            largest = largest.max(b.size);
+            idx = b.next_free;
+        }
+        largest
+    }
+}
+
+impl<P: Copy> FreeIndex<P> for SizeClasses {
+    #[inline]
+    fn insert(&mut self, segments: &mut Segments<P>, idx: u32) {
+        let size = segments.block(idx).size;
+        let (fl, sl) = mapping_insert(size);
+        let head = self.heads[fl][sl];
+        {
+            let b = segments.block_mut(idx);
+            b.prev_free = NONE;
+            b.next_free = head;
+        }
+        if head != NONE {
+            segments.block_mut(head).prev_free = idx;
+        }
+        self.heads[fl][sl] = idx;
+        self.fl_bitmap |= 1 << fl;
+        self.sl_bitmap[fl] |= 1 << sl;
+        self.free_bytes += size;
+    }
+
+    #[inline]
+    fn remove(&mut self, segments: &mut Segments<P>, idx: u32) {
+        let (fl, sl) = mapping_insert(segments.block(idx).size);
+        self.unlink(segments, idx, fl, sl);
+    }
+
+    fn free_bytes(&self) -> usize {
+        self.free_bytes
+    }
+}
+
+/// Two-level segregated fit over segments of the memory.
+pub struct Tlsf<M: Memory> {
+    heap: SegmentHeap<M, SizeClasses>,
+    counters: Counters,
+    max_retained_bytes: usize,
+}
+
+impl<M: Memory> Tlsf<M> {
+    /// A `tlsf` pool over `memory`; idle segments beyond
+    /// `options.max_retained_bytes` are freed.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        let classes = SizeClasses {
+            fl_bitmap: 0,
+            sl_bitmap: [0; FL_COUNT],
+            heads: [[NONE; SL_COUNT]; FL_COUNT],
+            free_bytes: 0,
+        };
+        Tlsf {
+            heap: SegmentHeap::new(Backing::with_limit(memory, options.reserve_limit), classes),
+            counters: Counters::default(),
+            max_retained_bytes: options.max_retained_bytes,
+        }
     }
 }
 
@@ -194,117 +203,56 @@ unsafe impl<M: Memory> ScratchPool<M> for Tlsf<M> {
     }
 
     fn memory(&self) -> &M {
-        self.backing.memory()
+        self.heap.backing.memory()
     }
 
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         let size = round_up(request.bytes, GRANULE).ok_or_else(|| too_large(request.bytes))?;
-        let idx = match self.find(size) {
+        let heap = &mut self.heap;
+        let idx = match heap.index.find(size) {
             Some((idx, fl, sl)) => {
-                self.unlink(idx, fl, sl);
+                heap.index.unlink(&mut heap.segments, idx, fl, sl);
                 self.counters.hits += 1;
                 idx
             }
             None => {
+                // The request's power of two, at least MIN_SEGMENT.
                 let bytes = size
                     .checked_next_power_of_two()
                     .ok_or_else(|| too_large(request.bytes))?
                     .max(MIN_SEGMENT);
-                // When the memory refuses that, idle segments are freed and
-                // it is tried again, then a segment of just the request.
-                let (base, bytes) = match self.backing.allocate(bytes) {
-                    Ok(base) => (base, bytes),
-                    Err(ScratchError::OutOfMemory { .. } | ScratchError::NeverFits { .. }) => {
-                        self.release_idle(|_| true);
-                        match self.backing.allocate(bytes) {
-                            Ok(base) => (base, bytes),
-                            Err(_) if size < bytes => (self.backing.allocate(size)?, size),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                };
+                let idx = heap.new_segment(bytes, size, 0)?;
                 self.counters.misses += 1;
-                self.segments.add_segment(base, M::address(base), bytes, 0)
+                idx
             }
         };
-        if self.segments.block(idx).size - size >= GRANULE {
-            let rest = self.segments.split(idx, size);
-            self.insert_free(rest);
+        if heap.segments.block(idx).size - size >= GRANULE {
+            let rest = heap.segments.split(idx, size);
+            heap.index.insert(&mut heap.segments, rest);
         }
-        let block = *self.segments.block(idx);
-        self.segments.block_mut(idx).free = false;
-        *grant = Grant {
-            base: self.segments.segment(block.segment).base,
-            offset: block.offset,
-            capacity: block.size,
-            token: idx,
-            fresh: block.fresh,
-        };
+        *grant = heap.lease(idx);
         Ok(())
     }
 
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
-        let mut idx = grant.token;
-        {
-            let b = self.segments.block_mut(idx);
-            b.free = true;
-            b.fresh = false;
-        }
-        let next = self.segments.block(idx).next;
-        if next != NONE && self.segments.block(next).free {
-            self.remove_free(next);
-            self.segments.merge_next(idx);
-        }
-        let prev = self.segments.block(idx).prev;
-        if prev != NONE && self.segments.block(prev).free {
-            self.remove_free(prev);
-            self.segments.merge_next(prev);
-            idx = prev;
-        }
-        self.insert_free(idx);
-        if self.free_bytes > self.max_retained_bytes {
-            let cap = self.max_retained_bytes;
-            let freed = self.release_idle(|s| s.free_bytes > cap);
-            self.counters.evictions += freed;
-        }
+        self.heap.take_back(grant.token);
+        self.heap.coalesce(grant.token);
+        self.counters.evictions += self.heap.hold_to(self.max_retained_bytes);
     }
 
     fn trim(&mut self) {
         self.counters.trims += 1;
-        self.release_idle(|_| true);
+        self.heap.release_idle(|_| true);
     }
 
     fn reset_peak(&mut self) {
-        self.backing.reset_peak();
+        self.heap.backing.reset_peak();
     }
 
     fn stats(&self) -> StrategyStats {
-        let mut stats = self.counters.report(&self.backing, self.free_bytes);
-        stats.splits = self.segments.splits;
-        stats.merges = self.segments.merges;
-        stats.largest_free_bytes = if self.fl_bitmap == 0 {
-            0
-        } else {
-            // The largest block is in the highest non-empty list.
-            let fl = 63 - self.fl_bitmap.leading_zeros() as usize;
-            let sl = 31 - self.sl_bitmap[fl].leading_zeros() as usize;
-            let mut idx = self.heads[fl][sl];
-            let mut largest = 0;
-            while idx != NONE {
-                let b = self.segments.block(idx);
-                largest = largest.max(b.size);
-                idx = b.next_free;
-            }
-            largest
-        };
+        let mut stats = self.heap.stats(&self.counters);
+        stats.largest_free_bytes = self.heap.index.largest(&self.heap.segments);
         stats
-    }
-}
-
-impl<M: Memory> Drop for Tlsf<M> {
-    fn drop(&mut self) {
-        self.release_idle(|_| true);
     }
 }
 
