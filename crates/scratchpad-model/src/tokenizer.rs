@@ -34,6 +34,9 @@ pub struct Tokenizer {
     scores: Vec<f32>,
     ids: HashMap<Vec<u8>, u32>,
     max_token_length: usize,
+    /// The longest piece there is (the header's `max_token_length` is only
+    /// a claim, and a hostile one may be 2^31).
+    longest_piece: usize,
 }
 
 impl Tokenizer {
@@ -131,11 +134,13 @@ impl Tokenizer {
         for (id, piece) in pieces.iter().enumerate() {
             ids.entry(piece.clone()).or_insert(id as u32);
         }
+        let longest_piece = pieces.iter().map(Vec::len).max().unwrap_or(0);
         Ok(Tokenizer {
             pieces,
             scores,
             ids,
             max_token_length: max_token_length.max(0) as usize,
+            longest_piece,
         })
     }
 
@@ -157,8 +162,7 @@ impl Tokenizer {
         if text.is_empty() {
             return 1;
         }
-        let longest = self.pieces.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        1 + (text.len() + 1).div_ceil(longest)
+        1 + (text.len() + 1).div_ceil(self.longest_piece.max(1))
     }
 
     /// The bytes of token `id`.
@@ -183,10 +187,7 @@ impl Tokenizer {
         for ch in text.chars() {
             tokens.extend(self.lookup_or_bytes(ch.encode_utf8(&mut buf).as_bytes()));
         }
-        // Sized from the pieces themselves, not the header's claim (a hostile
-        // file may claim a longest piece of 2^31 bytes).
-        let longest = self.pieces.iter().map(Vec::len).max().unwrap_or(0);
-        let mut merged = Vec::with_capacity(2 * longest.max(8));
+        let mut merged = Vec::with_capacity(2 * self.longest_piece.max(8));
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
             for i in 0..tokens.len().saturating_sub(1) {
