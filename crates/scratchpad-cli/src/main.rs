@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
 use scratchpad_model::{
     BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Tokenizer, Transformer,
-    check_graph_strategy, check_memory, generate, graph_strategies, synthetic,
+    check_memory, generate, synthetic,
 };
 
 /// Every heap allocation of the process is counted: `compare` reports them.
@@ -48,16 +48,8 @@ enum Command {
 
 #[derive(Args)]
 struct WorkloadArgs {
-    /// A llama2.c checkpoint.
-    #[arg(long, conflicts_with = "synthetic")]
-    model: Option<PathBuf>,
-    /// A built-in synthetic model [default: synth-15m; synth-260k for --scenario churn].
-    #[arg(long)]
-    synthetic: Option<String>,
-    /// The most bytes the run may hold (KV cache, activations, state,
-    /// weights copied into memory) [default: the memory available now].
-    #[arg(long)]
-    max_memory: Option<usize>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Prompt length (the prefill block).
     #[arg(long, default_value_t = 128)]
     prompt_tokens: usize,
@@ -98,19 +90,8 @@ impl WorkloadArgs {
         Ok(options)
     }
 
-    fn model(&self, default: &str) -> anyhow::Result<Arc<Checkpoint>> {
-        let model = match (&self.model, &self.synthetic) {
-            (Some(path), _) => Checkpoint::open(path)?,
-            (None, name) => {
-                synthetic::checkpoint(name.as_deref().unwrap_or(default), synthetic::DEFAULT_SEED)?
-            }
-        };
-        check_memory(&model, self.max_memory)?;
-        Ok(Arc::new(model))
-    }
-
     fn workload(&self, plant_allocation: bool) -> anyhow::Result<compare::Workload> {
-        let model = self.model("synth-15m")?;
+        let model = Arc::new(self.model.load("synth-15m")?);
         let config = *model.config();
         let prompt = match (&self.prompt, &self.tokenizer) {
             (Some(text), Some(path)) => {
@@ -260,24 +241,14 @@ impl DeviceArgs {
                 }
                 DeviceChoice::Cpu
             }
-            Device::Cuda => {
-                if self.cuda_graph {
-                    for name in strategies {
-                        check_graph_strategy(name).with_context(|| {
-                            format!(
-                                "--cuda-graph cannot run the `{name}` pool (choose one of {})",
-                                graph_strategies().collect::<Vec<_>>().join(", ")
-                            )
-                        })?;
-                    }
-                }
-                DeviceChoice::Cuda(CudaOptions {
-                    matmul: self.matmul.unwrap_or_default(),
-                    tf32: self.tf32,
-                    graph: self.cuda_graph,
-                    ..CudaOptions::default()
-                })
-            }
+            // `Engine::open` refuses strategies graph replay cannot use
+            // before it opens the device.
+            Device::Cuda => DeviceChoice::Cuda(CudaOptions {
+                matmul: self.matmul.unwrap_or_default(),
+                tf32: self.tf32,
+                graph: self.cuda_graph,
+                ..CudaOptions::default()
+            }),
         };
         Ok(Engine::open(choice, strategies)?)
     }
@@ -356,7 +327,7 @@ struct ModelArgs {
     /// A llama2.c checkpoint.
     #[arg(long, conflicts_with = "synthetic")]
     model: Option<PathBuf>,
-    /// A built-in synthetic model: synth-15m (the default) or synth-260k.
+    /// A built-in synthetic model, synth-15m or synth-260k [default: synth-15m; synth-260k for compare --scenario churn].
     #[arg(long)]
     synthetic: Option<String>,
     /// The most bytes the run may hold (KV cache, activations, state,
@@ -366,13 +337,14 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn load(&self) -> anyhow::Result<Checkpoint> {
+    /// The checkpoint, or the synthetic model asked for (`default` when
+    /// neither is given), checked against the memory budget.
+    fn load(&self, default: &str) -> anyhow::Result<Checkpoint> {
         let model = match (&self.model, &self.synthetic) {
             (Some(path), _) => Checkpoint::open(path)?,
-            (None, name) => synthetic::checkpoint(
-                name.as_deref().unwrap_or("synth-15m"),
-                synthetic::DEFAULT_SEED,
-            )?,
+            (None, name) => {
+                synthetic::checkpoint(name.as_deref().unwrap_or(default), synthetic::DEFAULT_SEED)?
+            }
         };
         check_memory(&model, self.max_memory)?;
         Ok(model)
@@ -491,7 +463,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         args.device.device,
     )?;
     let engine = args.device.engine(std::slice::from_ref(&args.pool))?;
-    let model = Arc::new(args.model.load()?);
+    let model = Arc::new(args.model.load("synth-15m")?);
     let config = *model.config();
     let tokenizer = args
         .tokenizer
@@ -554,7 +526,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let threads = pool.current_num_threads();
     let stdout = std::io::stdout();
     if args.scenario == Scenario::Churn {
-        let model = args.workload.model("synth-260k")?;
+        let model = Arc::new(args.workload.model.load("synth-260k")?);
         let lengths = args.churn_lengths.clone();
         let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths, &engine))?;
         compare::print_churn(&rows, &lengths, &mut stdout.lock())?;

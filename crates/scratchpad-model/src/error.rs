@@ -146,8 +146,8 @@ pub enum ModelError {
     /// are not stable from one step to the next.
     #[error(
         "CUDA-graph replay needs a pool strategy whose addresses are stable after warm-up \
-         (planned, arena or workspace); `{strategy}` may hand a later step other addresses \
-         than the captured ones"
+         ({}); `{strategy}` may hand a later step other addresses than the captured ones",
+        crate::graph_strategies().collect::<Vec<_>>().join(", ")
     )]
     GraphNeedsStableAddresses {
         /// The strategy refused.
