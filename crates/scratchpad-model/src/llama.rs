@@ -131,11 +131,6 @@ impl<D: Device> Llama<D> {
     pub fn context(&self) -> &ExecutionContext<D::Memory> {
         &self.ctx
     }
-
-    /// The device.
-    pub fn device(&self) -> &D {
-        &self.device
-    }
 }
 
 impl<D: Device> Backend for Llama<D> {

@@ -109,18 +109,6 @@ pub const HostMemory: HostMemory = HostMemory {
     allocator: HostAllocator::Global,
 };
 
-impl HostMemory {
-    /// Host memory from `allocator`.
-    pub fn from(allocator: HostAllocator) -> Self {
-        HostMemory { allocator }
-    }
-
-    /// The allocator behind it.
-    pub fn allocator(&self) -> HostAllocator {
-        self.allocator
-    }
-}
-
 /// A pointer into host memory handed out by [`HostMemory`](struct@HostMemory).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HostPtr(*mut u8);

@@ -38,10 +38,4 @@ impl ScratchReq {
             bytes: self.bytes.saturating_add(other.bytes),
         }
     }
-
-    /// `self` or `other`, one after the other: the larger.
-    #[must_use]
-    pub fn or(self, other: ScratchReq) -> ScratchReq {
-        self.max(other)
-    }
 }

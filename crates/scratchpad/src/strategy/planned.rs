@@ -334,14 +334,6 @@ impl<M: Memory> Planned<M> {
             .max()
     }
 
-    /// The buckets of `phase` with a plan, in no order.
-    pub fn buckets(&self, phase: Phase) -> impl Iterator<Item = usize> + '_ {
-        self.plans
-            .iter()
-            .filter(move |p| p.phase == phase)
-            .map(|p| p.bucket)
-    }
-
     fn find_plan(&self, phase: Phase, bucket: usize) -> Option<usize> {
         self.plans
             .iter()
