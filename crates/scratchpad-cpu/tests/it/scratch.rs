@@ -8,15 +8,7 @@ use scratchpad_cpu::{
     gemv_scratch, rope, rope_scratch,
 };
 
-use crate::support::{context, random};
-
-fn in_pool(threads: usize, f: impl FnOnce() + Send) {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f);
-}
+use crate::support::{context, random, with_threads};
 
 /// The peak of live bytes of one call of `kernel` in a fresh pool.
 fn peak(kernel: impl FnOnce(&scratchpad::ExecutionContext<scratchpad::HostMemory>)) -> ScratchReq {
@@ -30,29 +22,27 @@ fn peak(kernel: impl FnOnce(&scratchpad::ExecutionContext<scratchpad::HostMemory
 
 #[test]
 fn gemm_leases_exactly_its_scratch() {
-    for threads in [1, 2] {
-        in_pool(threads, || {
-            for isa in Isa::supported() {
-                for (m, k, n) in [
-                    (1, 7, 5),
-                    (7, 63, 65),
-                    (33, 288, 288),
-                    (65, 300, 17),
-                    (0, 4, 4),
-                ] {
-                    let params = Gemm { m, k, n, isa };
-                    let (x, w) = (random(m * k, 1), random(n * k, 2));
-                    let mut y = vec![0.0; m * n];
-                    let got = peak(|ctx| gemm(ctx, &params, &x, &w, &mut y).unwrap());
-                    assert_eq!(
-                        got,
-                        gemm_scratch(&params),
-                        "{params:?} at {threads} threads"
-                    );
-                }
+    with_threads(|threads| {
+        for isa in Isa::supported() {
+            for (m, k, n) in [
+                (1, 7, 5),
+                (7, 63, 65),
+                (33, 288, 288),
+                (65, 300, 17),
+                (0, 4, 4),
+            ] {
+                let params = Gemm { m, k, n, isa };
+                let (x, w) = (random(m * k, 1), random(n * k, 2));
+                let mut y = vec![0.0; m * n];
+                let got = peak(|ctx| gemm(ctx, &params, &x, &w, &mut y).unwrap());
+                assert_eq!(
+                    got,
+                    gemm_scratch(&params),
+                    "{params:?} at {threads} threads"
+                );
             }
-        });
-    }
+        }
+    });
 }
 
 #[test]
@@ -69,37 +59,33 @@ fn gemv_leases_nothing() {
 
 #[test]
 fn attention_leases_exactly_its_scratch() {
-    for threads in [1, 2] {
-        in_pool(threads, || {
-            for (n_heads, n_kv_heads, head_dim, pos, n_queries) in [
-                (6, 6, 48, 0, 1),
-                (8, 4, 8, 37, 1),
-                (8, 4, 8, 5, 13),
-                (6, 2, 4, 0, 7),
-            ] {
-                let params = Attention {
-                    n_heads,
-                    n_kv_heads,
-                    head_dim,
-                    pos,
-                    n_queries,
-                    isa: Isa::detect(),
-                };
-                let (dim, kv_dim, len) =
-                    (n_heads * head_dim, n_kv_heads * head_dim, pos + n_queries);
-                let q = random(n_queries * dim, 1);
-                let (keys, values) = (random(len * kv_dim, 2), random(len * kv_dim, 3));
-                let mut out = vec![0.0; n_queries * dim];
-                let got =
-                    peak(|ctx| attention(ctx, &params, &q, &keys, &values, &mut out).unwrap());
-                assert_eq!(
-                    got,
-                    attention_scratch(&params),
-                    "{params:?} at {threads} threads"
-                );
-            }
-        });
-    }
+    with_threads(|threads| {
+        for (n_heads, n_kv_heads, head_dim, pos, n_queries) in [
+            (6, 6, 48, 0, 1),
+            (8, 4, 8, 37, 1),
+            (8, 4, 8, 5, 13),
+            (6, 2, 4, 0, 7),
+        ] {
+            let params = Attention {
+                n_heads,
+                n_kv_heads,
+                head_dim,
+                pos,
+                n_queries,
+                isa: Isa::detect(),
+            };
+            let (dim, kv_dim, len) = (n_heads * head_dim, n_kv_heads * head_dim, pos + n_queries);
+            let q = random(n_queries * dim, 1);
+            let (keys, values) = (random(len * kv_dim, 2), random(len * kv_dim, 3));
+            let mut out = vec![0.0; n_queries * dim];
+            let got = peak(|ctx| attention(ctx, &params, &q, &keys, &values, &mut out).unwrap());
+            assert_eq!(
+                got,
+                attention_scratch(&params),
+                "{params:?} at {threads} threads"
+            );
+        }
+    });
 }
 
 #[test]
