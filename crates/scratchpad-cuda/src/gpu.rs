@@ -79,6 +79,12 @@ impl Gpu {
     /// destruction).
     pub fn synchronize(&self) -> Result<(), CudaError> {
         sync(self.memory.stream())?;
+        self.check_recorded()
+    }
+
+    /// Reports any error an earlier call recorded in the context (a failed
+    /// free or graph destruction), without waiting for the stream.
+    pub fn check_recorded(&self) -> Result<(), CudaError> {
         Ok(check_recorded(&self.ctx)?)
     }
 

@@ -535,8 +535,9 @@ impl Device for Cuda {
                 self.counters.eager_decode_steps += 1;
             }
         }
+        // The download waits for the step; then any error a drop recorded.
         self.logits_device.download(0, &mut self.logits)?;
-        self.gpu.synchronize()?;
+        self.gpu.check_recorded()?;
         Ok(())
     }
 }
