@@ -242,6 +242,10 @@ pub struct PhaseReport {
     /// Decode latency per token of the last repetition, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub latencies_seconds: Vec<f64>,
+    /// Decode latency of every token of every repetition, sorted (the
+    /// report's distribution).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_distribution_seconds: Vec<f64>,
     pub repetitions: usize,
 }
 
@@ -285,8 +289,12 @@ fn phase_report(runs: &[&PhaseRun], decode: bool) -> PhaseReport {
         peak_reserved_bytes: last.peak_reserved_bytes,
         footprint_bytes: last.footprint_bytes,
         lower_bound_bytes: last.lower_bound_bytes,
-        peak_over_lower_bound: last.peak_reserved_bytes as f64
-            / last.lower_bound_bytes.max(1) as f64,
+        // 0 where nothing was live: no ratio exists (printed as `-`).
+        peak_over_lower_bound: if last.lower_bound_bytes == 0 {
+            0.0
+        } else {
+            last.peak_reserved_bytes as f64 / last.lower_bound_bytes as f64
+        },
         fragmentation_bytes: last.fragmentation_bytes,
         largest_free_bytes: last.largest_free_bytes,
         retained_bytes_at_end: last.retained_bytes_at_end,
@@ -302,6 +310,7 @@ fn phase_report(runs: &[&PhaseRun], decode: bool) -> PhaseReport {
         } else {
             Vec::new()
         },
+        latency_distribution_seconds: if decode { latencies } else { Vec::new() },
         repetitions: runs.len(),
     }
 }
@@ -355,10 +364,55 @@ fn bytes(n: usize) -> String {
 }
 
 /// The terminal table.
+/// A column of the table: a figure of one phase.
+pub type Cell = fn(&PhaseReport) -> String;
+
+/// The table's columns: (header, width, shown without --wide, cell). The
+/// narrow table fits 120 columns; README.md explains every column.
+pub fn columns() -> [(&'static str, usize, bool, Cell); 16] {
+    [
+        ("allocs/t", 9, true, |p| {
+            format!("{:.2}", p.heap_allocations_per_token)
+        }),
+        ("bytes/t", 10, false, |p| {
+            format!("{:.0}", p.heap_bytes_per_token)
+        }),
+        ("acq/t", 8, false, |p| {
+            format!("{:.1}", p.acquires_per_token)
+        }),
+        ("hit%", 6, false, |p| format!("{:.1}", 100.0 * p.hit_rate)),
+        ("faults/t", 8, false, |p| {
+            format!("{:.2}", p.minor_faults_per_token)
+        }),
+        ("mem/t", 7, false, |p| {
+            format!("{:.2}", p.memory_allocations_per_token)
+        }),
+        ("peak", 11, true, |p| bytes(p.peak_reserved_bytes)),
+        ("lower bnd", 11, true, |p| bytes(p.lower_bound_bytes)),
+        ("ratio", 7, true, |p| ratio(p.peak_over_lower_bound)),
+        ("frag@peak", 11, true, |p| bytes(p.fragmentation_bytes)),
+        ("max free", 11, false, |p| bytes(p.largest_free_bytes)),
+        ("footprint", 11, false, |p| bytes(p.footprint_bytes)),
+        ("retained", 11, false, |p| bytes(p.retained_bytes_at_end)),
+        ("evict", 5, false, |p| p.evictions.to_string()),
+        ("dev", 4, true, |p| p.deviations.to_string()),
+        ("tok/s median (min-max)", 24, true, |p| {
+            format!(
+                "{} ({}-{})",
+                rate(p.tokens_per_second_median),
+                rate(p.tokens_per_second_min),
+                rate(p.tokens_per_second_max)
+            )
+        }),
+    ]
+}
+
 pub fn print_table(
     reports: &[StrategyReport],
+    wide: bool,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
+    let columns = columns();
     for (phase, pick) in [("prefill", 0), ("decode", 1)] {
         let first = if pick == 0 {
             &reports[0].prefill
@@ -370,32 +424,17 @@ pub fn print_table(
             "\n{phase} ({} tokens per run; per-token figures divided by it)",
             first.tokens
         )?;
-        writeln!(
-            out,
-            "{:<13} {:>9} {:>10} {:>8} {:>6} {:>8} {:>7} {:>11} {:>11} {:>6} {:>11} {:>11} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
-            "strategy",
-            "allocs/t",
-            "bytes/t",
-            "acq/t",
-            "hit%",
-            "faults/t",
-            "mem/t",
-            "peak",
-            "lower bnd",
-            "ratio",
-            "frag@peak",
-            "max free",
-            "footprint",
-            "retained",
-            "evict",
-            "dev",
-            "tok/s median (min-max)",
-            if pick == 0 {
-                "prefill call"
-            } else {
-                "p50 / p99 ms"
-            }
-        )?;
+        let shown = || columns.iter().filter(|c| wide || c.2);
+        let mut line = format!("{:<13}", "strategy");
+        for (header, width, _, _) in shown() {
+            line.push_str(&format!(" {header:>width$}"));
+        }
+        let last = if pick == 0 {
+            "prefill call"
+        } else {
+            "p50 / p99 ms"
+        };
+        writeln!(out, "{line} {last:>15}")?;
         for r in reports {
             let p = if pick == 0 { &r.prefill } else { &r.decode };
             let latency = if pick == 0 {
@@ -407,34 +446,33 @@ pub fn print_table(
                     p.latency_p99_seconds * 1e3
                 )
             };
-            writeln!(
-                out,
-                "{:<13} {:>9.2} {:>10.0} {:>8.1} {:>6.1} {:>8.2} {:>7.2} {:>11} {:>11} {:>6.3} {:>11} {:>11} {:>11} {:>10} {:>5} {:>5} {:>22} {:>17}",
-                r.strategy,
-                p.heap_allocations_per_token,
-                p.heap_bytes_per_token,
-                p.acquires_per_token,
-                100.0 * p.hit_rate,
-                p.minor_faults_per_token,
-                p.memory_allocations_per_token,
-                bytes(p.peak_reserved_bytes),
-                bytes(p.lower_bound_bytes),
-                p.peak_over_lower_bound,
-                bytes(p.fragmentation_bytes),
-                bytes(p.largest_free_bytes),
-                bytes(p.footprint_bytes),
-                bytes(p.retained_bytes_at_end),
-                p.evictions,
-                p.deviations,
-                format!(
-                    "{:.1} ({:.1}-{:.1})",
-                    p.tokens_per_second_median, p.tokens_per_second_min, p.tokens_per_second_max
-                ),
-                latency
-            )?;
+            let mut line = format!("{:<13}", r.strategy);
+            for (_, width, _, cell) in shown() {
+                line.push_str(&format!(" {:>width$}", cell(p)));
+            }
+            writeln!(out, "{line} {latency:>15}")?;
         }
     }
     Ok(())
+}
+
+/// A ratio of peak over bound, or `-` where the bound is zero (nothing
+/// was live: no ratio exists).
+pub fn ratio(r: f64) -> String {
+    if r > 0.0 && r.is_finite() {
+        format!("{r:.3}")
+    } else {
+        "-".to_string()
+    }
+}
+
+/// Tokens per second: whole numbers from 100 up, one decimal below.
+fn rate(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
 }
 
 /// The per-tag table: acquires per run and peak live bytes per call site
@@ -446,7 +484,10 @@ pub fn print_tags(
     reports: &[StrategyReport],
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    writeln!(out, "\nper call site (one run, reserve included)")?;
+    writeln!(
+        out,
+        "\nper call site: acquires and the most bytes the tag held at once, over one whole run (reserve, prefill and every decode step; the same under every strategy)"
+    )?;
     writeln!(out, "{:<24} {:>10} {:>14}", "tag", "acquires", "peak live")?;
     let mut tags = tags.to_vec();
     tags.sort_by_key(|t| std::cmp::Reverse(t.peak_live_bytes));

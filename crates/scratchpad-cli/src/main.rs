@@ -6,15 +6,19 @@
 
 mod compare;
 mod report;
+mod svg;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use scratchpad::{CountingAlloc, HostMemory, Pool, PoolOptions, STRATEGY_NAMES, Trace};
+use scratchpad::{
+    CountingAlloc, HostMemory, OutputPath, Phase, Pool, PoolOptions, STRATEGY_NAMES, ScratchError,
+    Trace,
+};
 use scratchpad_model::{
     BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Tokenizer, Transformer,
     check_memory, generate, synthetic,
@@ -50,12 +54,12 @@ enum Command {
 struct WorkloadArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Prompt length (the prefill block).
-    #[arg(long, default_value_t = 128)]
-    prompt_tokens: usize,
-    /// Decode tokens after the prompt (greedy, not stopping at BOS).
-    #[arg(long, default_value_t = 64)]
-    steps: usize,
+    /// Prompt length (the prefill block) [default: 128].
+    #[arg(long)]
+    prompt_tokens: Option<usize>,
+    /// Decode tokens after the prompt (greedy, not stopping at BOS) [default: 64].
+    #[arg(long)]
+    steps: Option<usize>,
     /// The prompt as text instead of seeded token ids (needs --tokenizer).
     #[arg(long)]
     prompt: Option<String>,
@@ -101,21 +105,21 @@ impl WorkloadArgs {
             }
             (Some(_), None) => bail!("--prompt needs a tokenizer (-z PATH)"),
             (None, _) => {
-                if self.prompt_tokens == 0 {
+                let prompt_tokens = self.prompt_tokens.unwrap_or(128);
+                if prompt_tokens == 0 {
                     bail!("--prompt-tokens must be at least 1");
                 }
                 // Checked before the prompt is made: a huge count would
                 // be allocated first.
-                if self.prompt_tokens > config.seq_len {
+                if prompt_tokens > config.seq_len {
                     bail!(
-                        "--prompt-tokens {} is beyond the model's context of {} positions",
-                        self.prompt_tokens,
+                        "--prompt-tokens {prompt_tokens} is beyond the model's context of {} positions",
                         config.seq_len
                     );
                 }
                 let mut state = self.seed.max(1);
                 let vocab = config.vocab_size as u64;
-                (0..self.prompt_tokens)
+                (0..prompt_tokens)
                     .map(|_| {
                         state ^= state >> 12;
                         state ^= state << 25;
@@ -126,25 +130,26 @@ impl WorkloadArgs {
                     .collect()
             }
         };
-        if self.steps == 0 {
+        let steps = self.steps.unwrap_or(64);
+        if steps == 0 {
             bail!("--steps must be at least 1: the decode phase is never empty");
         }
         if prompt
             .len()
-            .checked_add(self.steps)
+            .checked_add(steps)
             .is_none_or(|end| end > config.seq_len)
         {
             bail!(
                 "a prompt of {} tokens and {} steps need more positions than the model's context of {}",
                 prompt.len(),
-                self.steps,
+                steps,
                 config.seq_len
             );
         }
         Ok(compare::Workload {
             model,
             prompt,
-            steps: self.steps,
+            steps,
             options: self.options()?,
             plant_allocation,
         })
@@ -193,7 +198,13 @@ fn strategies(
                 .collect(),
         }
     } else {
-        pools.to_vec()
+        // Each strategy once, in the order first given.
+        let mut seen = std::collections::HashSet::new();
+        pools
+            .iter()
+            .filter(|p| seen.insert(p.as_str()))
+            .cloned()
+            .collect()
     };
     for name in &names {
         scratchpad::create_strategy(name, HostMemory, options)?;
@@ -258,7 +269,9 @@ impl DeviceArgs {
 enum Scenario {
     /// Prefill and decode of one workload, per strategy.
     Default,
-    /// Prompts of varying lengths through one pool, prefill only.
+    /// Prompts of varying lengths (--churn-lengths) through one pool,
+    /// prefill only, on synth-260k unless --model or --synthetic says
+    /// otherwise.
     Churn,
 }
 
@@ -269,18 +282,28 @@ struct CompareArgs {
     /// Strategies to compare, comma-separated [default: all].
     #[arg(long, value_delimiter = ',', long_help = strategy_help("Strategies to compare, comma-separated [default: all]"))]
     pools: Vec<String>,
-    /// Repetitions, strategies interleaved.
-    #[arg(long, default_value_t = 5)]
-    repeat: usize,
+    /// Repetitions, strategies interleaved [default: 5].
+    #[arg(long)]
+    repeat: Option<usize>,
     /// Also print acquires and peak live bytes per call site.
     #[arg(long)]
     by_tag: bool,
+    /// Print every column of the table (heap bytes, acquires, hit rate,
+    /// page faults, device allocations, largest free extent, footprint,
+    /// retained bytes, evictions), not just those that fit 120 columns.
+    #[arg(long)]
+    wide: bool,
     /// Write every figure and the run's settings as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write SVG charts into this folder (created if missing).
+    /// Write the report's charts as SVG files into this folder (created if
+    /// missing).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write one self-contained HTML report (the table, the charts and
+    /// each strategy's memory map; no network needed to view it).
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// The workload.
     #[arg(long, value_enum, default_value = "default")]
     scenario: Scenario,
@@ -299,6 +322,11 @@ struct TraceArgs {
     /// Where to write the trace (JSON).
     #[arg(long)]
     out: PathBuf,
+    /// Also write the trace in Chrome's trace-event format (opens in
+    /// Perfetto or chrome://tracing): leases as slices on a track per tag,
+    /// live and held bytes under --pool as counter tracks.
+    #[arg(long)]
+    chrome: Option<PathBuf>,
     /// The strategy the run uses (the trace does not depend on it).
     #[arg(long, default_value = "best-fit", long_help = strategy_help("The strategy the run uses (the trace does not depend on it)"))]
     pool: String,
@@ -317,6 +345,10 @@ struct ReplayArgs {
     /// size-classed's idle buffers per class.
     #[arg(long)]
     per_class_cap: Option<usize>,
+    /// The most each strategy may hold from memory: does the trace fit in
+    /// this many bytes? [default: no limit].
+    #[arg(long)]
+    reserve_limit: Option<usize>,
     /// Write every figure as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -327,7 +359,7 @@ struct ModelArgs {
     /// A llama2.c checkpoint.
     #[arg(long, conflicts_with = "synthetic")]
     model: Option<PathBuf>,
-    /// A built-in synthetic model, synth-15m or synth-260k [default: synth-15m; synth-260k for compare --scenario churn].
+    /// A built-in synthetic model, synth-15m or synth-260k [default: synth-15m].
     #[arg(long)]
     synthetic: Option<String>,
     /// The most bytes the run may hold (KV cache, activations, state,
@@ -419,10 +451,28 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line for an error and its causes, each cause once: a cause whose
+/// text its outer message already holds (`path: <os error>` over the OS
+/// error itself) is not repeated.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
@@ -470,13 +520,26 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|path| Tokenizer::open(path, config.vocab_size))
         .transpose()?;
-    let steps = args.steps.unwrap_or(256.min(config.seq_len));
-    if steps > config.seq_len {
-        bail!(
-            "-n {steps} is beyond the model's context of {} positions",
+    // run.c's reading of -n: 0, or more than the context, means the
+    // context.
+    let steps = match args.steps {
+        None => 256.min(config.seq_len),
+        Some(0) => {
+            eprintln!(
+                "note: -n 0 runs the model's whole context of {} positions",
+                config.seq_len
+            );
             config.seq_len
-        );
-    }
+        }
+        Some(n) if n > config.seq_len => {
+            eprintln!(
+                "note: -n {n} is beyond the model's context; running {} positions",
+                config.seq_len
+            );
+            config.seq_len
+        }
+        Some(n) => n,
+    };
     let prompt = match (&tokenizer, &args.prompt) {
         (Some(t), prompt) => {
             let text = prompt.as_deref().unwrap_or("");
@@ -491,6 +554,16 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
             "the prompt is {} tokens long but the model's context holds {}",
             prompt.len(),
             config.seq_len
+        );
+    }
+    if prompt.len() > steps {
+        eprintln!(
+            "note: the prompt is {} tokens (BOS included) but -n is {steps}: only its first {steps} run and nothing is generated",
+            prompt.len()
+        );
+    } else if prompt.len() == steps && steps > 1 {
+        eprintln!(
+            "note: the prompt's {steps} tokens (BOS included) fill -n {steps}: nothing is generated"
         );
     }
     let seed = args.seed.unwrap_or_else(|| {
@@ -509,6 +582,12 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         };
         run.on(engine.transformer(&model, &args.pool, &options)?)
     })?;
+    if generation.stopped_at_bos {
+        eprintln!(
+            "stopped at BOS after {} (of -n {steps})",
+            plural(generation.positions, "token")
+        );
+    }
     if let Some(rate) = generation.tokens_per_second {
         eprintln!("achieved tok/s: {rate:.6}");
     }
@@ -516,7 +595,19 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
-    if args.repeat == 0 {
+    // Every output is checked before the work starts.
+    let json_out = args.json.as_deref().map(OutputPath::check).transpose()?;
+    let report_out = args.report.as_deref().map(OutputPath::check).transpose()?;
+    let plot_dir = args
+        .plot
+        .as_deref()
+        .map(report::PlotDir::check)
+        .transpose()?;
+    if args.scenario == Scenario::Churn {
+        return run_churn(&args, json_out.as_ref());
+    }
+    let repeat = args.repeat.unwrap_or(5);
+    if repeat == 0 {
         bail!("--repeat must be at least 1");
     }
     let options = args.workload.options()?;
@@ -525,25 +616,12 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let pool = thread_pool(args.workload.threads)?;
     let threads = pool.current_num_threads();
     let stdout = std::io::stdout();
-    if args.scenario == Scenario::Churn {
-        let model = Arc::new(args.workload.model.load("synth-260k")?);
-        let lengths = args.churn_lengths.clone();
-        let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths, &engine))?;
-        compare::print_churn(&rows, &lengths, &mut stdout.lock())?;
-        if let Some(path) = &args.json {
-            let json = report::churn_json(&model, threads, &options, &rows);
-            write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
-        }
-        return Ok(());
-    }
     let workload = args.workload.workload(args.plant_allocation)?;
-    let progress = report::progress((args.repeat * names.len()) as u64);
+    let progress = report::progress((repeat * names.len()) as u64);
     let runs = pool.install(|| -> anyhow::Result<Vec<Vec<compare::Run>>> {
-        let mut runs: Vec<Vec<compare::Run>> = names
-            .iter()
-            .map(|_| Vec::with_capacity(args.repeat))
-            .collect();
-        for _ in 0..args.repeat {
+        let mut runs: Vec<Vec<compare::Run>> =
+            names.iter().map(|_| Vec::with_capacity(repeat)).collect();
+        for _ in 0..repeat {
             for (name, out) in names.iter().zip(&mut runs) {
                 progress.set_message(name.clone());
                 out.push(compare::run_once(&workload, name, &engine, None)?);
@@ -556,9 +634,8 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let reports = compare::report(&names, &runs)?;
     let mut out = stdout.lock();
     let c = workload.model.config();
-    writeln!(
-        out,
-        "{} ({} layers, dim {}, vocab {}): {} prompt tokens, {} decode steps, {}, {} repetitions, strategies interleaved",
+    let heading = format!(
+        "{} ({} layers, dim {}, vocab {}): {} prompt tokens, {} decode steps, {}, {}, strategies interleaved",
         workload.model.source().display(),
         c.n_layers,
         c.dim,
@@ -566,38 +643,107 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         workload.prompt.len(),
         workload.steps,
         engine.describe(threads),
-        args.repeat
-    )?;
+        plural(repeat, "repetition")
+    );
+    writeln!(out, "{heading}")?;
     if engine.pools_on_device() {
         writeln!(
             out,
             "pool figures are device memory (peak, lower bnd, footprint, retained; mem/t = cuMemAlloc calls per token); allocs/t and bytes/t are host heap"
         )?;
     }
-    compare::print_table(&reports, &mut out)?;
-    writeln!(
-        out,
-        "
-all {} strategies generated the same {} tokens",
-        names.len(),
-        workload.steps
-    )?;
+    compare::print_table(&reports, args.wide, &mut out)?;
+    let same = match names.len() {
+        1 => format!("{} generated {}", names[0], plural(workload.steps, "token")),
+        2 => format!(
+            "both strategies generated the same {}",
+            plural(workload.steps, "token")
+        ),
+        n => format!(
+            "all {n} strategies generated the same {}",
+            plural(workload.steps, "token")
+        ),
+    };
+    writeln!(out, "\n{same}")?;
     if args.by_tag {
         compare::print_tags(&runs[0][0].tags, &reports, &mut out)?;
     }
-    if let Some(path) = &args.json {
-        let mut json =
-            report::compare_json(&workload, threads, args.repeat, &reports, &runs[0][0].tags);
+    drop(out);
+    if let Some(path) = &json_out {
+        let mut json = report::compare_json(&workload, threads, repeat, &reports, &runs[0][0].tags);
         json["settings"]["device"] = engine.describe(threads).into();
-        write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        path.write(serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
-    if let Some(dir) = &args.plot {
-        report::plots(dir, &reports)?;
+    if report_out.is_some() || plot_dir.is_some() {
+        // The memory maps come from the trace of one more run, replayed
+        // through each strategy over host memory.
+        let mut trace = None;
+        pool.install(|| compare::run_once(&workload, &names[0], &engine, Some(&mut trace)))?;
+        let trace = trace.context("the run recorded no trace")?;
+        let maps = names
+            .iter()
+            .map(|name| -> anyhow::Result<report::StrategyMaps> {
+                Ok(report::StrategyMaps {
+                    strategy: name.clone(),
+                    prefill: trace.memory_map(name, &workload.options, Phase::Prefill)?,
+                    decode: trace.memory_map(name, &workload.options, Phase::Decode)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let charts = report::charts(&reports, &maps);
+        if let Some(dir) = &plot_dir {
+            dir.write(&charts)?;
+        }
+        if let Some(path) = &report_out {
+            path.write(report::html(&heading, &reports, &charts, &maps).as_bytes())?;
+            eprintln!("wrote {}", path.path().display());
+        }
+    }
+    Ok(())
+}
+
+/// `compare --scenario churn`: prompts of varying lengths through one pool
+/// per strategy. The default scenario's flags do not apply and are refused.
+fn run_churn(args: &CompareArgs, json_out: Option<&OutputPath>) -> anyhow::Result<()> {
+    let w = &args.workload;
+    let refused = [
+        ("--plot", args.plot.is_some()),
+        ("--report", args.report.is_some()),
+        ("--by-tag", args.by_tag),
+        ("--wide", args.wide),
+        ("--repeat", args.repeat.is_some()),
+        ("--steps", w.steps.is_some()),
+        ("--prompt-tokens", w.prompt_tokens.is_some()),
+        ("--prompt", w.prompt.is_some()),
+        ("--tokenizer", w.tokenizer.is_some()),
+    ];
+    if let Some((flag, _)) = refused.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag} does not apply to --scenario churn (it runs each prompt of --churn-lengths once per strategy, prefill only, and prints one table; --json writes it)"
+        );
+    }
+    if args.churn_lengths.is_empty() || args.churn_lengths.contains(&0) {
+        bail!("--churn-lengths must be prompt lengths of at least 1 token each");
+    }
+    let options = w.options()?;
+    let names = strategies(&args.pools, &options, w.device.device)?;
+    let engine = w.device.engine(&names)?;
+    let pool = thread_pool(w.threads)?;
+    let threads = pool.current_num_threads();
+    let model = Arc::new(w.model.load("synth-260k")?);
+    let lengths = args.churn_lengths.clone();
+    let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths, &engine))?;
+    compare::print_churn(&rows, &lengths, &mut std::io::stdout().lock())?;
+    if let Some(path) = json_out {
+        let json = report::churn_json(&model, threads, &options, &rows);
+        path.write(serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     Ok(())
 }
 
 fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
+    let out = OutputPath::check(&args.out)?;
+    let chrome_out = args.chrome.as_deref().map(OutputPath::check).transpose()?;
     let workload = args.workload.workload(false)?;
     strategies(
         std::slice::from_ref(&args.pool),
@@ -613,16 +759,25 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
     pool.install(|| compare::run_once(&workload, &args.pool, &engine, Some(&mut trace)))?;
     let trace = trace.context("the run recorded no trace")?;
     let [prefill, decode] = trace.phase_lower_bounds()?;
-    trace.write(&args.out)?;
+    trace.write_to(&out)?;
     eprintln!(
         "wrote {} ({} events; lower bound: prefill {prefill} bytes, decode {decode} bytes)",
         args.out.display(),
         trace.events.len()
     );
+    if let Some(chrome) = &chrome_out {
+        let timeline = trace.timeline(&args.pool, &workload.options)?;
+        chrome.write(serde_json::to_string(&report::chrome_trace(&timeline))?.as_bytes())?;
+        eprintln!(
+            "wrote {} (Chrome trace-event format: open it in https://ui.perfetto.dev or chrome://tracing)",
+            chrome.path().display()
+        );
+    }
     Ok(())
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let json_out = args.json.as_deref().map(OutputPath::check).transpose()?;
     let trace = Trace::read(&args.trace)?;
     let mut options = PoolOptions::from_env()?;
     if let Some(bytes) = args.max_retained_bytes {
@@ -630,6 +785,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     if let Some(cap) = args.per_class_cap {
         options.per_class_cap = cap;
+    }
+    if let Some(limit) = args.reserve_limit {
+        options.reserve_limit = Some(limit);
     }
     let names = strategies(&args.pools, &options, Device::Cpu)?;
     let lower_bound = trace.lower_bound()?;
@@ -662,18 +820,18 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for name in names {
         let pool = Pool::with_strategy(&name, HostMemory, &options)?;
-        let report = trace.replay(&pool)?;
+        let report = trace.replay(&pool).map_err(|e| replay_error(&name, e))?;
         let [p, d] = report.phases;
         writeln!(
             out,
-            "{:<13} {:>13} {:>13} {:>7.3} {:>13} {:>13} {:>7.3} {:>8.1} {:>7} {:>5}",
+            "{:<13} {:>13} {:>13} {:>7} {:>13} {:>13} {:>7} {:>8.1} {:>7} {:>5}",
             name,
             p.peak_reserved_bytes,
             p.lower_bound_bytes,
-            p.ratio().unwrap_or(0.0),
+            p.ratio().map_or("-".into(), |r| format!("{r:.3}")),
             d.peak_reserved_bytes,
             d.lower_bound_bytes,
-            d.ratio().unwrap_or(0.0),
+            d.ratio().map_or("-".into(), |r| format!("{r:.3}")),
             report.ns_per_op(),
             report.stats.misses,
             p.deviations + d.deviations
@@ -697,7 +855,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
             "peak_reserved_bytes_overall": report.stats.peak_reserved_bytes,
         }));
     }
-    if let Some(path) = &args.json {
+    if let Some(path) = &json_out {
         let json = serde_json::json!({
             "trace": args.trace.display().to_string(),
             "acquires": trace.acquires(),
@@ -705,35 +863,37 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
             "phase_lower_bound_bytes": { "prefill": prefill, "decode": decode },
             "strategies": rows,
         });
-        write_whole(path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+        path.write(serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     Ok(())
 }
 
 fn run_synth(args: SynthArgs) -> anyhow::Result<()> {
+    let out = OutputPath::check(&args.out)?;
     let config = synthetic::preset(&args.preset)?;
     let bytes = synthetic::file_bytes(&config, args.seed)?;
-    write_whole(&args.out, &bytes)?;
+    out.write(&bytes)?;
     eprintln!("wrote {} ({} bytes)", args.out.display(), bytes.len());
     Ok(())
 }
 
-/// Writes through a temporary file beside `path` and renames it into place,
-/// so a failure leaves no half-written file.
-fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file path", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+/// A replay that failed: which strategy, and what it could not do (the
+/// error's own advice is for API callers, not for a replay).
+fn replay_error(strategy: &str, e: ScratchError) -> anyhow::Error {
+    match e {
+        ScratchError::OutOfMemory {
+            memory,
+            requested,
+            reserved,
+            limit,
+        } => anyhow::anyhow!(
+            "replaying through `{strategy}`: {memory} memory exhausted: {requested} bytes requested with {reserved} bytes already reserved{}",
+            limit
+                .map(|l| format!(" (limit {l} bytes)"))
+                .unwrap_or_default()
+        ),
+        e => anyhow::anyhow!("replaying through `{strategy}`: {e}"),
     }
-    Ok(())
 }
 
 /// What `generate` runs, on whichever backend.
@@ -761,5 +921,14 @@ impl Run<'_> {
         )?;
         out.flush().context("writing to stdout")?;
         Ok(generation)
+    }
+}
+
+/// `1 token`, `2 tokens`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

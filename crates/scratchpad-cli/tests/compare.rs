@@ -146,35 +146,52 @@ fn compare_reports_every_strategy_and_field() {
     }
     assert!(!json["tags"].as_array().unwrap().is_empty());
 
-    for chart in [
-        "peak_vs_lower_bound",
-        "heap_allocations",
-        "tokens_per_second",
-        "decode_latency",
-    ] {
-        let svg = std::fs::read_to_string(plots.join(format!("{chart}.svg"))).unwrap();
-        let doc = roxmltree::Document::parse(&svg)
-            .unwrap_or_else(|e| panic!("{chart}.svg is not XML: {e}"));
-        let labels: Vec<&str> = doc
-            .descendants()
+    let chart = |name: &str| -> String {
+        let svg = std::fs::read_to_string(plots.join(format!("{name}.svg")))
+            .unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}.svg is not XML: {e}"));
+        svg
+    };
+    let labels = |svg: &str| -> Vec<String> {
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        doc.descendants()
             .filter(|n| n.has_tag_name("text"))
-            .filter_map(|n| n.text())
-            .collect();
-        let lines = doc
-            .descendants()
-            .filter(|n| n.has_tag_name("polyline"))
-            .count();
-        for name in scratchpad::STRATEGY_NAMES {
+            .filter_map(|n| n.text().map(str::to_string))
+            .collect()
+    };
+    // One row per strategy, prefill and decode each on its own axis.
+    for phase in ["prefill", "decode"] {
+        for name in [
+            "tokens_per_second",
+            "peak_vs_lower_bound",
+            "heap_allocations",
+            "fragmentation",
+        ] {
+            let file = format!("{name}_{phase}");
+            let labels = labels(&chart(&file));
+            for s in STRATEGY_NAMES {
+                assert!(labels.iter().any(|l| l == s), "{file}.svg has no row `{s}`");
+            }
             assert!(
-                labels.iter().any(|l| l.trim() == name),
-                "{chart}.svg has no series `{name}`"
+                labels.iter().all(|l| !l.ends_with(".0")),
+                "{file}.svg: a needless .0 in {labels:?}"
             );
         }
-        assert!(
-            lines >= STRATEGY_NAMES.len(),
-            "{chart}.svg: {lines} lines for {} series",
-            STRATEGY_NAMES.len()
-        );
+        for s in STRATEGY_NAMES {
+            let file = format!("memory_map_{}_{phase}", s.replace('@', "-"));
+            let svg = chart(&file);
+            assert!(
+                svg.matches("<rect").count() > 3,
+                "{file}.svg draws no leases"
+            );
+        }
+    }
+    // The latency distribution has a line and a legend entry per strategy.
+    let latency = chart("decode_latency");
+    assert!(latency.matches("<path").count() >= STRATEGY_NAMES.len());
+    let legend = labels(&latency);
+    for s in STRATEGY_NAMES {
+        assert!(legend.iter().any(|l| l == s), "no legend entry `{s}`");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -75,7 +75,9 @@ impl Checkpoint {
             source,
         };
         let file = File::open(path).map_err(io)?;
-        let found = file.metadata().map_err(io)?.len();
+        let metadata = file.metadata().map_err(io)?;
+        crate::config::check_is_file(&metadata, path)?;
+        let found = metadata.len();
         // SAFETY: the mapping is read-only and lives as long as the
         // checkpoint. Like every memory-mapped reader, it assumes no other
         // process truncates or rewrites the file while it is open.

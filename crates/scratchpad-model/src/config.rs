@@ -64,6 +64,12 @@ impl Config {
 
     /// Parses and validates a header; `path` names the file in errors.
     pub fn from_header(bytes: &[u8], path: &Path) -> Result<Config, ModelError> {
+        if let Some(reason) = nonsense_header(bytes) {
+            return Err(ModelError::NotACheckpoint {
+                path: path.to_owned(),
+                reason,
+            });
+        }
         if bytes.len() < HEADER_BYTES {
             return Err(ModelError::TruncatedCheckpoint {
                 path: path.to_owned(),
@@ -282,4 +288,76 @@ fn per_layer(all: &Range<usize>, layer: usize, n_layers: usize) -> Range<usize> 
     let len = all.len() / n_layers;
     let start = all.start + layer * len;
     start..start + len
+}
+
+/// Refuses a directory (which `mmap` reports as "No such device") or any
+/// other non-file given where a model or tokenizer file belongs.
+pub(crate) fn check_is_file(metadata: &std::fs::Metadata, path: &Path) -> Result<(), ModelError> {
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    Err(ModelError::NotAFile {
+        path: path.to_owned(),
+        what: if kind.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket"
+        },
+    })
+}
+
+/// Largest header value taken as a plausible model size (dim, hidden_dim,
+/// vocab_size, seq_len); layer and head counts have their own.
+const PLAUSIBLE_SIZE: i64 = 1 << 24;
+const PLAUSIBLE_COUNT: i64 = 1 << 12;
+
+/// Why `bytes` is not the start of a llama2.c checkpoint at all, when it
+/// clearly is not: it begins with text, or most of the header's fields are
+/// numbers no model has. A header that is merely inconsistent (one bad
+/// field) or cut short is left to the precise checks.
+fn nonsense_header(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(HEADER_BYTES)];
+    if head.len() >= 4
+        && head
+            .iter()
+            .all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        let text: String = String::from_utf8_lossy(head).chars().take(24).collect();
+        return Some(format!(
+            "it begins with text ({:?}); a checkpoint begins with seven 32-bit integers",
+            text
+        ));
+    }
+    let fields: Vec<i64> = head
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().expect("four bytes")) as i64)
+        .collect();
+    if fields.is_empty() {
+        return None;
+    }
+    let implausible = fields
+        .iter()
+        .enumerate()
+        .filter(|&(i, &v)| {
+            let v = if i == 5 { v.abs() } else { v };
+            let limit = if matches!(i, 2..=4) {
+                PLAUSIBLE_COUNT
+            } else {
+                PLAUSIBLE_SIZE
+            };
+            !(1..=limit).contains(&v)
+        })
+        .count();
+    (2 * implausible > fields.len()).then(|| {
+        format!(
+            "{implausible} of its first {} header fields are no model's sizes ({})",
+            fields.len(),
+            fields
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }

@@ -19,6 +19,24 @@ pub enum ModelError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A path that names a directory (or another non-file) where a file
+    /// was expected.
+    #[error("{}: {what}, not a file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// A file whose header makes no llama2.c checkpoint at all (text, or
+    /// numbers no model has).
+    #[error("{}: not a llama2.c checkpoint: {reason}", path.display())]
+    NotACheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What the header holds instead.
+        reason: String,
+    },
     /// A checkpoint shorter than its header says.
     #[error("{}: truncated checkpoint: the header needs {expected} bytes, the file has {found}", path.display())]
     TruncatedCheckpoint {

@@ -18,6 +18,9 @@ pub struct Generation {
     pub positions: usize,
     /// Tokens per second from the second token on, as run.c reports.
     pub tokens_per_second: Option<f64>,
+    /// Whether the model sampled BOS before `steps` positions ran (run.c
+    /// stops there, and so does this).
+    pub stopped_at_bos: bool,
 }
 
 /// Generates from `prompt` (with BOS first) for `steps` positions, writing
@@ -88,6 +91,7 @@ pub fn generate<B: Backend>(
         };
         pos += 1;
         if next == BOS {
+            generation.stopped_at_bos = true;
             break;
         }
         emit(token, next, out)?;

@@ -55,6 +55,7 @@ impl Tokenizer {
             source,
         };
         let mut file = std::fs::File::open(path).map_err(io)?;
+        crate::config::check_is_file(&file.metadata().map_err(io)?, path)?;
         let mut header = [0u8; 4];
         let got = file.read(&mut header).map_err(io)?;
         let longest = i32::from_le_bytes(header).clamp(256, 1 << 20) as usize;

@@ -102,6 +102,9 @@ pub enum ScratchError {
         /// The version this build reads and writes.
         supported: u64,
     },
+    /// An output file could not be written (the message names it).
+    #[error(transparent)]
+    Output(std::io::Error),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -145,10 +145,10 @@ impl<M: Memory> Pool<M> {
     /// then, and `None` with the stats when it ends. Returns the acquires
     /// and releases performed. After an error it closes what it opened,
     /// releasing the leases still live.
-    pub(crate) fn run_ops(
+    pub(crate) fn run_ops<O: OpObserver>(
         &self,
         ops: &[Op],
-        on_step: &mut dyn FnMut(Option<Phase>, PoolStats),
+        observer: &mut O,
     ) -> Result<u64, ScratchError> {
         let n_leases = ops
             .iter()
@@ -165,10 +165,10 @@ impl<M: Memory> Pool<M> {
                 Op::Step(phase, tokens) => {
                     core.begin_step(phase, tokens);
                     core.reset_peaks();
-                    on_step(Some(phase), core.stats());
+                    observer.step(Some(phase), core.stats());
                 }
                 Op::EndStep => {
-                    on_step(None, core.stats());
+                    observer.step(None, core.stats());
                     core.end_step();
                 }
                 Op::Scope => depth = core.enter_scope(),
@@ -183,7 +183,10 @@ impl<M: Memory> Pool<M> {
                     tag,
                 } => {
                     match core.acquire(bytes, align, tag, depth) {
-                        Ok((slot, _, _)) => slots[lease] = slot,
+                        Ok((slot, ptr, _)) => {
+                            slots[lease] = slot;
+                            observer.acquired(lease, M::address(ptr));
+                        }
                         Err(e) => {
                             result = Err(e);
                             break;
@@ -195,6 +198,7 @@ impl<M: Memory> Pool<M> {
                     if slots[lease] != EMPTY_SLOT {
                         core.release(slots[lease]);
                     }
+                    observer.released(lease);
                     n_ops += 1;
                 }
             }
@@ -669,3 +673,24 @@ impl<M: Memory> Core<M> {
 
 /// A marker that makes a type neither `Send` nor `Sync`.
 pub(crate) type NotSend = PhantomData<*const ()>;
+
+/// What [`Pool::run_ops`] reports as it goes: the replay's step windows,
+/// the memory map's addresses. The default methods do nothing and inline
+/// away.
+pub(crate) trait OpObserver {
+    /// A step of `phase` began (`None`: the current step is ending), with
+    /// the pool's stats at that moment.
+    fn step(&mut self, phase: Option<Phase>, stats: PoolStats);
+
+    /// Lease `lease` (the trace's dense index) was served at `address`.
+    #[inline]
+    fn acquired(&mut self, lease: usize, address: usize) {
+        let _ = (lease, address);
+    }
+
+    /// Lease `lease` was released.
+    #[inline]
+    fn released(&mut self, lease: usize) {
+        let _ = lease;
+    }
+}

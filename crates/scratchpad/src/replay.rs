@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::pool::OpObserver;
 use crate::{Memory, Phase, Pool, PoolStats, ScratchError, Trace};
 
 /// One phase of a replay.
@@ -110,6 +111,15 @@ impl Windows {
     }
 }
 
+impl OpObserver for Windows {
+    fn step(&mut self, phase: Option<Phase>, stats: PoolStats) {
+        match phase {
+            Some(phase) => self.begin(phase, stats),
+            None => self.end(stats),
+        }
+    }
+}
+
 impl Trace {
     /// Replays the trace through `pool` without touching the leased bytes,
     /// inside one extra scope; every step is its own peak window (the
@@ -120,10 +130,7 @@ impl Trace {
         let lower_bound = self.lower_bound()?;
         let mut windows = Windows::default();
         let start = Instant::now();
-        let n_ops = pool.run_ops(&ops, &mut |phase, stats| match phase {
-            Some(phase) => windows.begin(phase, stats),
-            None => windows.end(stats),
-        })?;
+        let n_ops = pool.run_ops(&ops, &mut windows)?;
         let elapsed: Duration = start.elapsed();
         Ok(ReplayReport {
             strategy: pool.strategy_name(),

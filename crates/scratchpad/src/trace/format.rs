@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BLOCK_ALIGN, Phase, ScratchError};
+use crate::{BLOCK_ALIGN, OutputPath, Phase, ScratchError};
 
 /// The `format` field of every trace.
 pub const TRACE_FORMAT: &str = "scratchpad-trace";
@@ -195,21 +195,17 @@ impl Trace {
         })
     }
 
-    /// Writes the trace to `path` through a temporary file in the same
-    /// folder, so a failed write leaves no half-written trace behind.
+    /// Writes the trace to `path` through [`crate::output`]: atomically
+    /// over a regular file or a new path, in place into a FIFO or
+    /// character device, never over a directory.
     pub fn write(&self, path: &Path) -> Result<(), ScratchError> {
-        let io = |source| ScratchError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        std::fs::write(&tmp, self.to_json()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        self.write_to(&OutputPath::check(path).map_err(ScratchError::Output)?)
+    }
+
+    /// Writes the trace to an output path checked before the run.
+    pub fn write_to(&self, out: &OutputPath) -> Result<(), ScratchError> {
+        out.write(self.to_json().as_bytes())
+            .map_err(ScratchError::Output)
     }
 
     /// Acquire events in the trace.
