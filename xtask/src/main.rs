@@ -1,10 +1,15 @@
 //! Project automation. `cargo xtask ci` runs what CI runs: the format check,
 //! clippy with warnings denied, the tests in release mode, and the docs with
-//! warnings denied. `cargo xtask gpu-bundle` builds everything a GPU run
-//! needs into one folder to carry to a machine with a GPU and no Rust.
+//! warnings denied. `cargo xtask test` is the README's test command (the
+//! tests, then one line counting skips and why). `cargo xtask figures`
+//! regenerates the README's figures and `docs/`. `cargo xtask gpu-bundle`
+//! builds everything a GPU run needs into one folder to carry to a machine
+//! with a GPU and no Rust.
 #![forbid(unsafe_code)]
 
+mod figures;
 mod gpu_bundle;
+mod test;
 
 use std::process::Command;
 
@@ -15,6 +20,8 @@ fn main() -> anyhow::Result<()> {
     let task = args.next();
     match task.as_deref() {
         Some("ci") => ci(),
+        Some("test") => test::run(),
+        Some("figures") => figures::run(&workspace_root()?),
         Some("fuzz") => {
             let seconds: u64 = args
                 .next()
@@ -35,7 +42,15 @@ fn main() -> anyhow::Result<()> {
             gpu_bundle::build(out)
         }
         _ => {
-            eprintln!("usage: cargo xtask ci | gpu-bundle [--out DIR] | fuzz [SECONDS]");
+            eprintln!(
+                "usage: cargo xtask test | ci | figures | gpu-bundle [--out DIR] | fuzz [SECONDS]"
+            );
+            eprintln!(
+                "  test        cargo test --workspace --release, then one line: passed, failed, skipped and why"
+            );
+            eprintln!(
+                "  figures     rerun compare, churn and the layer trace; rewrite README.md's blocks, docs/report.html, docs/charts/"
+            );
             eprintln!(
                 "  ci          fmt check, clippy -D warnings, cargo test --workspace --release, cargo doc"
             );
@@ -64,7 +79,7 @@ fn ci() -> anyhow::Result<()> {
         ],
         &[],
     )?;
-    cargo(&["test", "--workspace", "--release"], &[])?;
+    test::run()?;
     cargo(
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
@@ -79,10 +94,7 @@ const FUZZ_TARGETS: [&str; 5] = ["checkpoint", "tokenizer", "encode", "trace", "
 /// cargo-fuzz, AddressSanitizer) and prints the executions of each; fails
 /// on the first crash, which cargo-fuzz saves under `fuzz/artifacts/`.
 fn fuzz(seconds: u64) -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the workspace root")?
-        .to_path_buf();
+    let root = workspace_root()?;
     let fuzz_dir = root.join("fuzz");
     let mut report = Vec::new();
     for target in FUZZ_TARGETS {
@@ -137,4 +149,12 @@ pub(crate) fn cargo(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// The repository's root: xtask's parent folder.
+pub(crate) fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace root")?
+        .to_path_buf())
 }

@@ -319,7 +319,7 @@ pub fn charts(reports: &[StrategyReport], maps: &[StrategyMaps]) -> Vec<Chart> {
                 "maps",
                 svg::memory_map(
                     &format!(
-                        "{}: {phase} step {} ({} leases; outlined: blocks held{zoomed})",
+                        "{}: {phase} step {}, {} leases{zoomed}",
                         m.strategy,
                         map.step + 1,
                         map.leases.len(),

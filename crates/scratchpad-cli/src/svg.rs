@@ -636,7 +636,7 @@ pub fn memory_map(
         &number,
     );
     doc.line(left, top, left, top + plot_h, "#333", "");
-    for t in byte_ticks(y_hi) {
+    for t in byte_ticks(y_hi).into_iter().filter(|t| *t <= y_hi) {
         let py = y.at(t);
         doc.line(left - 4.0, py, left, py, "#333", "");
         doc.text(

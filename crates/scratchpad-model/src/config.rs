@@ -307,9 +307,9 @@ pub(crate) fn check_is_file(metadata: &std::fs::Metadata, path: &Path) -> Result
     })
 }
 
-/// Largest header value taken as a plausible model size (dim, hidden_dim,
-/// vocab_size, seq_len); layer and head counts have their own.
-const PLAUSIBLE_SIZE: i64 = 1 << 24;
+/// Largest layer or head count taken as plausible; sizes (dim,
+/// hidden_dim, vocab_size, seq_len) are only required to be positive, and
+/// huge ones are left to the size-overflow check.
 const PLAUSIBLE_COUNT: i64 = 1 << 12;
 
 /// Why `bytes` is not the start of a llama2.c checkpoint at all, when it
@@ -341,12 +341,7 @@ fn nonsense_header(bytes: &[u8]) -> Option<String> {
         .enumerate()
         .filter(|&(i, &v)| {
             let v = if i == 5 { v.abs() } else { v };
-            let limit = if matches!(i, 2..=4) {
-                PLAUSIBLE_COUNT
-            } else {
-                PLAUSIBLE_SIZE
-            };
-            !(1..=limit).contains(&v)
+            v <= 0 || (matches!(i, 2..=4) && v > PLAUSIBLE_COUNT)
         })
         .count();
     (2 * implausible > fields.len()).then(|| {

@@ -71,6 +71,7 @@ pub fn fails_with_limits(args: &[&str], expected: &str) {
 
 /// Runs with `args`, expecting failure with `expected` in stderr and no
 /// panic.
+#[allow(dead_code)]
 pub fn fails_with(args: &[&str], expected: &str) {
     let out = scratchpad(args);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -101,3 +101,31 @@ fn files_are_mapped_and_missing_files_named() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_that_is_no_checkpoint_is_named_so_not_truncated() {
+    // A short text file, and bytes whose header fields are mostly
+    // negative or absurd counts: "not a llama2.c checkpoint", naming why.
+    let text = Checkpoint::from_bytes(b"this is not a model at al", "notes.bin")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("not a llama2.c checkpoint") && text.contains("begins with text"),
+        "{text}"
+    );
+    let header = [-5i32, -7, 1 << 20, -1, 1 << 22, 3, -9];
+    let bytes: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let err = Checkpoint::from_bytes(&bytes, "noise.bin")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not a llama2.c checkpoint"), "{err}");
+    // A real header cut short is still called truncated.
+    let cut = &synth_260k()[..20];
+    let err = Checkpoint::from_bytes(cut, "cut.bin")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("truncated"), "{err}");
+}
