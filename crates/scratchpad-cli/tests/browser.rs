@@ -140,6 +140,20 @@ impl Driver {
     }
 }
 
+/// A WebDriver session, deleted (its Chromium closed) when dropped.
+struct Session<'a> {
+    driver: &'a Driver,
+    id: String,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .driver
+            .try_request("DELETE", &format!("/session/{}", self.id), None);
+    }
+}
+
 /// Standard base64 (the screenshot).
 fn base64(text: &str) -> Vec<u8> {
     let value = |c: u8| match c {
@@ -227,6 +241,11 @@ fn the_report_opens_in_chromium_with_every_chart() {
         }}})),
     );
     let id = session["sessionId"].as_str().unwrap().to_string();
+    // Closed (and its browser ended) even when an assertion below fails.
+    let _session = Session {
+        driver: &driver,
+        id: id.clone(),
+    };
     let url = format!("file://{}", report.canonicalize().unwrap().display());
     driver.request(
         "POST",
@@ -297,7 +316,6 @@ fn the_report_opens_in_chromium_with_every_chart() {
         shot.display(),
         png.len() / 1024
     );
-    driver.request("DELETE", &format!("/session/{id}"), None);
     let _ = std::fs::remove_dir_all(&profile);
 }
 

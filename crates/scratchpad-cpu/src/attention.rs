@@ -39,7 +39,13 @@ struct AttentionLeases {
     scores: usize,
     /// Head-major outputs of a block; 0 for one query.
     heads_out: usize,
+    /// Decode with heads narrower than sixteen: a block of [`KEY_BLOCK`]
+    /// key rows transposed, one per worker (at most one per head); else 0.
+    keys_t: usize,
 }
+
+/// Key rows transposed at a time when heads are narrower than a vector.
+const KEY_BLOCK: usize = 16;
 
 /// Work (multiply-adds) below which attention stays on the calling thread.
 const PARALLEL_MIN_WORK: usize = 1 << 15;
@@ -57,17 +63,25 @@ pub fn attention_scratch(params: &Attention) -> ScratchReq {
         return ScratchReq::NONE;
     }
     let leases = attention_leases(params);
-    ScratchReq::new::<f32>(leases.scores).and(ScratchReq::new::<f32>(leases.heads_out))
+    ScratchReq::new::<f32>(leases.scores)
+        .and(ScratchReq::new::<f32>(leases.heads_out))
+        .and(ScratchReq::new::<f32>(leases.keys_t))
 }
 
 fn attention_leases(params: &Attention) -> AttentionLeases {
     let Attention {
         n_heads,
+        n_kv_heads,
         head_dim,
         n_queries,
         ..
     } = *params;
     AttentionLeases {
+        keys_t: if n_queries == 1 && head_dim < 16 {
+            n_heads * KEY_BLOCK * n_kv_heads * head_dim
+        } else {
+            0
+        },
         scores: n_heads * n_queries * params.ctx_len(),
         heads_out: if n_queries == 1 {
             0
@@ -80,22 +94,25 @@ fn attention_leases(params: &Attention) -> AttentionLeases {
 /// A dot product with sixteen lanes of accumulators, which the compiler maps
 /// onto the vector width of the function it is inlined into, reduced as a
 /// tree (a left-to-right sum of the lanes is a chain of sixteen dependent
-/// adds).
+/// adds). A head narrower than sixteen (stories260K's 8) goes through eight
+/// lanes the same way rather than a serial scalar sum.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n16 = a.len() / 16 * 16;
     let mut acc = [0.0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
+    for (x, y) in a[..n16].chunks_exact(16).zip(b[..n16].chunks_exact(16)) {
         for i in 0..16 {
             acc[i] += x[i] * y[i];
         }
     }
+    let (a, b) = (&a[n16..], &b[n16..]);
+    let n8 = a.len() / 8 * 8;
+    if n8 == 8 {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
+        }
+    }
+    let tail: f32 = a[n8..].iter().zip(&b[n8..]).map(|(x, y)| x * y).sum();
     let mut width = 16;
     while width > 1 {
         width /= 2;
@@ -104,6 +121,22 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc[0] + tail
+}
+
+/// `o += p * v`. A head of eight (stories260K) is one fixed-size block, so
+/// it compiles to a single vector multiply-add instead of a loop with a
+/// runtime trip count and its remainder handling.
+#[inline(always)]
+fn axpy(o: &mut [f32], p: f32, v: &[f32]) {
+    if let (Ok(o8), Ok(v8)) = (<&mut [f32; 8]>::try_from(&mut *o), <&[f32; 8]>::try_from(v)) {
+        for i in 0..8 {
+            o8[i] += p * v8[i];
+        }
+        return;
+    }
+    for (od, &vd) in o.iter_mut().zip(v) {
+        *od += p * vd;
+    }
 }
 
 /// Everything one head needs, shared by the workers.
@@ -182,9 +215,13 @@ impl Heads<'_> {
     /// each key and value row is read once, in order, for all the heads
     /// (head by head, the cache was walked `n` times with a stride and ran
     /// at memory latency). `scores` holds the heads' rows (`n × ctx_len`),
-    /// `out` their outputs (`n × head_dim`).
+    /// `out` their outputs (`n × head_dim`). Heads narrower than sixteen
+    /// take their scores from blocks of [`KEY_BLOCK`] key rows transposed
+    /// into `keys_t` (`KEY_BLOCK × kv_dim`): sixteen positions per vector,
+    /// one multiply-add per dimension, where a dot product per position
+    /// spent most of its time reducing a half-empty vector.
     #[inline(always)]
-    fn run_decode(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
+    fn run_decode(&self, h0: usize, scores: &mut [f32], out: &mut [f32], keys_t: &mut [f32]) {
         let Heads {
             q,
             keys,
@@ -199,19 +236,101 @@ impl Heads<'_> {
         } = *self;
         let n = out.len() / head_dim;
         let len = pos + 1;
-        for t in 0..len {
-            let krow = &keys[t * kv_dim..][..kv_dim];
-            for j in 0..n {
-                let h = h0 + j;
-                let kv_offset = (h / group) * head_dim;
-                scores[j * ctx_len + t] = dot(
-                    &q[h * head_dim..][..head_dim],
-                    &krow[kv_offset..][..head_dim],
-                ) * scale;
+        if head_dim < 16 && keys_t.len() >= KEY_BLOCK * kv_dim {
+            let kt = &mut keys_t[..KEY_BLOCK * kv_dim];
+            for t0 in (0..len).step_by(KEY_BLOCK) {
+                let rows = (len - t0).min(KEY_BLOCK);
+                if rows == KEY_BLOCK {
+                    // Column by column: contiguous stores from strided
+                    // loads, which vectorise as gathers (row by row they
+                    // became scatters, several times slower).
+                    let block = &keys[t0 * kv_dim..][..KEY_BLOCK * kv_dim];
+                    for (c, col) in kt.chunks_exact_mut(KEY_BLOCK).enumerate() {
+                        for (l, k) in col.iter_mut().enumerate() {
+                            *k = block[l * kv_dim + c];
+                        }
+                    }
+                } else {
+                    for (c, col) in kt.chunks_exact_mut(KEY_BLOCK).enumerate() {
+                        for (l, k) in col.iter_mut().enumerate() {
+                            *k = if l < rows {
+                                keys[(t0 + l) * kv_dim + c]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+                for j in 0..n {
+                    let h = h0 + j;
+                    let kv_offset = (h / group) * head_dim;
+                    let qh = &q[h * head_dim..][..head_dim];
+                    let mut acc = [0.0f32; KEY_BLOCK];
+                    for (d, &qd) in qh.iter().enumerate() {
+                        let col: &[f32; KEY_BLOCK] = kt[(kv_offset + d) * KEY_BLOCK..][..KEY_BLOCK]
+                            .try_into()
+                            .expect("a block");
+                        for l in 0..KEY_BLOCK {
+                            acc[l] += qd * col[l];
+                        }
+                    }
+                    for (s, a) in scores[j * ctx_len + t0..][..rows].iter_mut().zip(acc) {
+                        *s = a * scale;
+                    }
+                }
+            }
+        } else {
+            for t in 0..len {
+                let krow = &keys[t * kv_dim..][..kv_dim];
+                for j in 0..n {
+                    let h = h0 + j;
+                    let kv_offset = (h / group) * head_dim;
+                    scores[j * ctx_len + t] = dot(
+                        &q[h * head_dim..][..head_dim],
+                        &krow[kv_offset..][..head_dim],
+                    ) * scale;
+                }
             }
         }
         for j in 0..n {
             softmax(&mut scores[j * ctx_len..][..len]);
+        }
+        if head_dim < 16 {
+            // Narrow heads: head by head with the output in registers and
+            // four positions in flight (position by position, every head's
+            // output made a store-to-load round trip per position).
+            for (j, o) in out.chunks_exact_mut(head_dim).enumerate() {
+                let kv_offset = ((h0 + j) / group) * head_dim;
+                let p = &scores[j * ctx_len..][..len];
+                let v = |t: usize| &values[t * kv_dim + kv_offset..][..head_dim];
+                if let Ok(o8) = <&mut [f32; 8]>::try_from(&mut *o) {
+                    let mut acc = [[0.0f32; 8]; 4];
+                    let quads = len / 4 * 4;
+                    for t in (0..quads).step_by(4) {
+                        for (u, a) in acc.iter_mut().enumerate() {
+                            let row: &[f32; 8] = v(t + u).try_into().expect("eight");
+                            for i in 0..8 {
+                                a[i] += p[t + u] * row[i];
+                            }
+                        }
+                    }
+                    for (t, &pt) in p.iter().enumerate().skip(quads) {
+                        let row: &[f32; 8] = v(t).try_into().expect("eight");
+                        for i in 0..8 {
+                            acc[0][i] += pt * row[i];
+                        }
+                    }
+                    for i in 0..8 {
+                        o8[i] = (acc[0][i] + acc[1][i]) + (acc[2][i] + acc[3][i]);
+                    }
+                } else {
+                    o.fill(0.0);
+                    for (t, &pt) in p.iter().enumerate() {
+                        axpy(o, pt, v(t));
+                    }
+                }
+            }
+            return;
         }
         out.fill(0.0);
         for t in 0..len {
@@ -219,23 +338,28 @@ impl Heads<'_> {
             for (j, o) in out.chunks_exact_mut(head_dim).enumerate() {
                 let p = scores[j * ctx_len + t];
                 let kv_offset = ((h0 + j) / group) * head_dim;
-                for (od, &vd) in o.iter_mut().zip(&vrow[kv_offset..][..head_dim]) {
-                    *od += p * vd;
-                }
+                axpy(o, p, &vrow[kv_offset..][..head_dim]);
             }
         }
     }
 
     /// [`Heads::run_decode`] compiled for `isa`, which the caller checked.
-    fn run_decode_on(&self, isa: Isa, h0: usize, scores: &mut [f32], out: &mut [f32]) {
+    fn run_decode_on(
+        &self,
+        isa: Isa,
+        h0: usize,
+        scores: &mut [f32],
+        out: &mut [f32],
+        keys_t: &mut [f32],
+    ) {
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `attention` asserted that the CPU supports AVX-512F.
-            Isa::Avx512 => unsafe { self.run_decode_avx512(h0, scores, out) },
+            Isa::Avx512 => unsafe { self.run_decode_avx512(h0, scores, out, keys_t) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `attention` asserted that the CPU supports AVX2 and FMA.
-            Isa::Avx2 => unsafe { self.run_decode_avx2(h0, scores, out) },
-            _ => self.run_decode(h0, scores, out),
+            Isa::Avx2 => unsafe { self.run_decode_avx2(h0, scores, out, keys_t) },
+            _ => self.run_decode(h0, scores, out, keys_t),
         }
     }
 
@@ -244,8 +368,14 @@ impl Heads<'_> {
     /// The CPU supports AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run_decode_avx512(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
-        self.run_decode(h0, scores, out)
+    unsafe fn run_decode_avx512(
+        &self,
+        h0: usize,
+        scores: &mut [f32],
+        out: &mut [f32],
+        keys_t: &mut [f32],
+    ) {
+        self.run_decode(h0, scores, out, keys_t)
     }
 
     /// # Safety
@@ -253,8 +383,14 @@ impl Heads<'_> {
     /// The CPU supports AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_decode_avx2(&self, h0: usize, scores: &mut [f32], out: &mut [f32]) {
-        self.run_decode(h0, scores, out)
+    unsafe fn run_decode_avx2(
+        &self,
+        h0: usize,
+        scores: &mut [f32],
+        out: &mut [f32],
+        keys_t: &mut [f32],
+    ) {
+        self.run_decode(h0, scores, out, keys_t)
     }
 
     /// [`Heads::run`] compiled for `isa`, which the caller checked.
@@ -358,6 +494,7 @@ pub fn attention(
     ctx.scratch.scope(|s| {
         let mut scores = s.acquire::<f32>(sizes.scores, tag!("attn.scratch"))?;
         let mut heads_out = s.acquire::<f32>(sizes.heads_out, tag!("attn.scratch"))?;
+        let mut keys_t = s.acquire::<f32>(sizes.keys_t, tag!("attn.scratch"))?;
         if n_queries == 1 {
             // One query: heads are contiguous in `out`; each worker takes a
             // contiguous range of heads and reads the cache rows in order.
@@ -367,12 +504,22 @@ pub fn attention(
                 1
             };
             let per_worker = n_heads.div_ceil(workers);
-            scores
+            let work = scores
                 .par_chunks_mut(per_worker * ctx_len)
-                .zip(out.par_chunks_mut(per_worker * head_dim))
-                .enumerate()
-                .with_max_len(1)
-                .for_each(|(w, (sc, o))| heads.run_decode_on(isa, w * per_worker, sc, o));
+                .zip(out.par_chunks_mut(per_worker * head_dim));
+            if sizes.keys_t > 0 {
+                // One transposed key block per worker.
+                work.zip(keys_t.par_chunks_mut(sizes.keys_t / n_heads))
+                    .enumerate()
+                    .with_max_len(1)
+                    .for_each(|(w, ((sc, o), kt))| {
+                        heads.run_decode_on(isa, w * per_worker, sc, o, kt)
+                    });
+            } else {
+                work.enumerate().with_max_len(1).for_each(|(w, (sc, o))| {
+                    heads.run_decode_on(isa, w * per_worker, sc, o, &mut [])
+                });
+            }
             return Ok(());
         }
         let (score_rows, out_rows) = (n_queries * ctx_len, n_queries * head_dim);
