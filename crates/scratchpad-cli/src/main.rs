@@ -21,7 +21,7 @@ use scratchpad::{
 };
 use scratchpad_model::{
     BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Tokenizer, Transformer,
-    check_memory, generate, synthetic,
+    check_memory, check_memory_copied, generate, synthetic,
 };
 
 /// Every heap allocation of the process is counted: `compare` reports them.
@@ -366,6 +366,11 @@ struct ModelArgs {
     /// weights copied into memory) [default: the memory available now].
     #[arg(long)]
     max_memory: Option<usize>,
+    /// Read --model's weights from the file's memory map instead of copying
+    /// them into memory with huge pages (for a model larger than the
+    /// memory allows; decode is slower and varies with the page cache).
+    #[arg(long)]
+    mmap: bool,
 }
 
 impl ModelArgs {
@@ -373,8 +378,21 @@ impl ModelArgs {
     /// neither is given), checked against the memory budget.
     fn load(&self, default: &str) -> anyhow::Result<Checkpoint> {
         let model = match (&self.model, &self.synthetic) {
-            (Some(path), _) => Checkpoint::open(path)?,
+            (Some(path), _) => {
+                // Validated through the file's map; copied into memory
+                // (huge pages) only after the budget, copy included, holds.
+                let model = Checkpoint::open(path)?;
+                check_memory_copied(&model, self.max_memory, !self.mmap)?;
+                return Ok(if self.mmap {
+                    model
+                } else {
+                    model.into_memory()
+                });
+            }
             (None, name) => {
+                if self.mmap {
+                    bail!("--mmap applies to --model files only");
+                }
                 synthetic::checkpoint(name.as_deref().unwrap_or(default), synthetic::DEFAULT_SEED)?
             }
         };

@@ -415,3 +415,44 @@ fn the_chrome_export_opens_as_trace_events() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn model_files_are_copied_into_memory_unless_mmap() {
+    let model = data("models/stories260K.bin");
+    let tok = data("models/tok512.bin");
+    let args = [
+        "generate", "--model", &model, "-z", &tok, "-t", "0", "-n", "40",
+    ];
+    let (ok, copied, err) = stderr_of(&args);
+    assert!(ok, "{err}");
+    let (ok, mapped, err) = stderr_of(&[&args[..], &["--mmap"]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(copied, mapped, "the same text either way");
+    fails_with(
+        &["generate", "--synthetic", "synth-260k", "--mmap"],
+        "--mmap applies to --model files only",
+    );
+    // The copy counts toward --max-memory; the map does not. stories260K's
+    // weights are about 1 MB: a budget that holds the run but not the copy.
+    let need = |copied: bool| {
+        let c = scratchpad_model::Checkpoint::open(std::path::Path::new(&model)).unwrap();
+        scratchpad_model::RunMemory::of_model_copied(&c, copied)
+            .unwrap()
+            .total()
+            .unwrap()
+    };
+    let budget = (need(false) + need(true)) / 2;
+    let budget = budget.to_string();
+    let limited = [
+        "generate",
+        "--model",
+        &model,
+        "-n",
+        "4",
+        "--max-memory",
+        &budget,
+    ];
+    fails_with(&limited, "weights held");
+    let (ok, _, err) = stderr_of(&[&limited[..], &["--mmap"]].concat());
+    assert!(ok, "{err}");
+}

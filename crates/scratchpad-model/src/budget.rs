@@ -51,10 +51,17 @@ impl RunMemory {
 
     /// The figures for `model`: its weights count when they are copied.
     pub fn of_model(model: &Checkpoint) -> Option<RunMemory> {
-        let weights = if model.is_mapped() {
-            0
-        } else {
+        RunMemory::of_model_copied(model, !model.is_mapped())
+    }
+
+    /// The figures for `model` with its weights copied into memory
+    /// (`copied`) or not, whichever way it is held now: the check made
+    /// before [`Checkpoint::into_memory`] allocates the copy.
+    pub fn of_model_copied(model: &Checkpoint, copied: bool) -> Option<RunMemory> {
+        let weights = if copied {
             model.layout().total_bytes
+        } else {
+            0
         };
         RunMemory::of(model.config(), weights)
     }
@@ -81,10 +88,20 @@ pub fn available_memory() -> Option<usize> {
 /// the memory available now; no check where that cannot be read); an error
 /// naming the figures otherwise.
 pub fn check_memory(model: &Checkpoint, budget: Option<usize>) -> Result<(), ModelError> {
+    check_memory_copied(model, budget, !model.is_mapped())
+}
+
+/// As [`check_memory`], counting the weights as copied into memory when
+/// `copied` (before [`Checkpoint::into_memory`] makes the copy).
+pub fn check_memory_copied(
+    model: &Checkpoint,
+    budget: Option<usize>,
+    copied: bool,
+) -> Result<(), ModelError> {
     let Some(budget) = budget.or_else(available_memory) else {
         return Ok(());
     };
-    let memory = RunMemory::of_model(model);
+    let memory = RunMemory::of_model_copied(model, copied);
     match memory.and_then(|m| m.total().map(|t| (m, t))) {
         Some((_, total)) if total <= budget => Ok(()),
         Some((m, total)) => Err(ModelError::OverBudget {

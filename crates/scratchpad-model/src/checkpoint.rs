@@ -97,6 +97,25 @@ impl Checkpoint {
         })
     }
 
+    /// The weights copied out of the file's mapping into anonymous memory
+    /// advised to use transparent huge pages, as a built-in model's are. A
+    /// decode token reads every weight: from the page cache's 4 KiB pages
+    /// (or huge pages, when it happened to hold the file in them) the TLB
+    /// misses made decode of the same file vary by 40 % from run to run.
+    /// The copy counts toward the memory budget ([`crate::check_memory`]);
+    /// a checkpoint already in memory is returned as it is.
+    pub fn into_memory(self) -> Checkpoint {
+        let Storage::Mapped(map) = &self.storage else {
+            return self;
+        };
+        let bytes = &map[HEADER_BYTES..];
+        let storage = match huge_page_copy_bytes(bytes) {
+            Some(anon) => Storage::Anon(anon),
+            None => Storage::Owned(floats_le(bytes)),
+        };
+        Checkpoint { storage, ..self }
+    }
+
     /// Validates and copies a checkpoint held in memory; `name` stands for
     /// the path in errors.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Checkpoint, ModelError> {
@@ -213,7 +232,13 @@ impl Checkpoint {
 /// `floats` copied into a read-only anonymous map with transparent huge
 /// pages asked for, or `None` where that fails.
 fn huge_page_copy(floats: &[f32]) -> Option<Mmap> {
-    let bytes: &[u8] = bytemuck::cast_slice(floats);
+    huge_page_copy_bytes(bytemuck::cast_slice(floats))
+}
+
+/// `bytes` (little-endian floats) copied into a read-only anonymous map
+/// with transparent huge pages asked for before the first write, so the
+/// pages are faulted in as huge pages; `None` where that fails.
+fn huge_page_copy_bytes(bytes: &[u8]) -> Option<Mmap> {
     let mut map = MmapMut::map_anon(bytes.len().max(1)).ok()?;
     #[cfg(target_os = "linux")]
     let _ = map.advise(Advice::HugePage);

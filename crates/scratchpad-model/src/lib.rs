@@ -24,7 +24,7 @@ mod tokenizer;
 mod transformer;
 
 pub use backend::Backend;
-pub use budget::{RunMemory, available_memory, check_memory};
+pub use budget::{RunMemory, available_memory, check_memory, check_memory_copied};
 pub use checkpoint::{Checkpoint, LayerWeights};
 pub use config::{Config, HEADER_BYTES, Layout};
 pub use cpu::{Cpu, CpuBackend};

@@ -92,6 +92,23 @@ fn files_are_mapped_and_missing_files_named() {
         "a 4-byte aligned payload is mapped, not copied"
     );
     assert_eq!(loaded.config().vocab_size, 512);
+    // Copied into memory: the same weights, no longer mapped, and the copy
+    // counts toward the budget (checked before it is made).
+    let mapped_need = scratchpad_model::RunMemory::of_model(&loaded)
+        .unwrap()
+        .total()
+        .unwrap();
+    let copied_need = scratchpad_model::RunMemory::of_model_copied(&loaded, true)
+        .unwrap()
+        .total()
+        .unwrap();
+    assert_eq!(copied_need - mapped_need, loaded.layout().total_bytes);
+    assert!(scratchpad_model::check_memory_copied(&loaded, Some(copied_need - 1), true).is_err());
+    assert!(scratchpad_model::check_memory_copied(&loaded, Some(copied_need - 1), false).is_ok());
+    let weights: Vec<f32> = loaded.tensors().to_vec();
+    let copied = loaded.into_memory();
+    assert!(!copied.is_mapped());
+    assert_eq!(copied.tensors(), &weights[..]);
     let missing = Checkpoint::open(&PathBuf::from("/nonexistent/model.bin"))
         .err()
         .unwrap();

@@ -394,7 +394,7 @@ impl<M: Memory> Planned<M> {
         let end = placement.offset + request.bytes;
         let fits = request.bytes <= placement.bytes
             && end <= slab.bytes
-            && placement.offset % request.align as usize == 0
+            && placement.offset & (request.align as usize - 1) == 0
             && slab.base.is_some()
             && !slab.occupied(placement.offset, end);
         fits.then_some(placement.offset)
