@@ -88,6 +88,7 @@ impl<T: Pod> DerefMut for Lease<'_, T, HostMemory> {
 }
 
 impl<T: Pod, M: Memory> Drop for Lease<'_, T, M> {
+    #[inline]
     fn drop(&mut self) {
         // An empty lease was counted as returned when it was handed out.
         if self.slot != EMPTY_SLOT {

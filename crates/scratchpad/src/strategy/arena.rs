@@ -44,59 +44,15 @@ pub struct Arena<M: Memory> {
 }
 
 impl<M: Memory> Arena<M> {
-    /// An arena over `memory`.
-    pub fn new(memory: M, options: &PoolOptions) -> Self {
-        Arena {
-            backing: Backing::with_limit(memory, options.reserve_limit),
-            counters: Counters::default(),
-            chunks: Vec::new(),
-            current: 0,
-            marks: Vec::with_capacity(16),
-        }
-    }
-
-    fn free_chunks_from(&mut self, first: usize) {
-        for chunk in self.chunks.drain(first..) {
-            // SAFETY: chunks past the current one hold no live lease, and
-            // callers free all chunks only when no scope (so no lease) is open.
-            unsafe { self.backing.free(chunk.base, chunk.size) };
-        }
-    }
-
-    /// Replaces several chunks by one of their total size. Only called when
-    /// no scope is open, so no lease lives in any chunk.
-    fn consolidate(&mut self) {
-        let total: usize = self.chunks.iter().map(|c| c.size).sum();
-        self.free_chunks_from(0);
-        self.current = 0;
-        if let Ok(base) = self.backing.allocate(total) {
-            self.chunks.push(Chunk {
-                base,
-                size: total,
-                used: 0,
-            });
-        }
-    }
-}
-
-// SAFETY: grants are `[start, start + bytes)` with `start` at or past the
-// chunk's bump pointer and the pointer moved past the end, so live leases in
-// a chunk never overlap. The pointer moves back only (a) on the release of
-// the lease that ends exactly at it, uncovering only that lease's bytes, or
-// (b) on a scope exit with `may_reset`, when every lease acquired since the
-// scope's mark has been released: leases acquired before lie below the mark,
-// and a lease acquired for an outer scope meanwhile clears `may_reset`.
-// Chunks are freed only when empty (past `current`) or when no scope is open.
-unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn memory(&self) -> &M {
-        self.backing.memory()
-    }
-
-    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
+    /// The current chunk is full (or there is none): a later chunk that
+    /// fits, else a new one.
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(
+        &mut self,
+        request: Request,
+        grant: &mut Grant<M::Ptr>,
+    ) -> Result<(), ScratchError> {
         let bytes = request.bytes;
         if let Some(chunk) = self.chunks.get_mut(self.current) {
             let start =
@@ -169,6 +125,88 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
         Ok(())
     }
 
+
+    /// An arena over `memory`.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        Arena {
+            backing: Backing::with_limit(memory, options.reserve_limit),
+            counters: Counters::default(),
+            chunks: Vec::new(),
+            current: 0,
+            marks: Vec::with_capacity(16),
+        }
+    }
+
+    fn free_chunks_from(&mut self, first: usize) {
+        for chunk in self.chunks.drain(first..) {
+            // SAFETY: chunks past the current one hold no live lease, and
+            // callers free all chunks only when no scope (so no lease) is open.
+            unsafe { self.backing.free(chunk.base, chunk.size) };
+        }
+    }
+
+    /// Replaces several chunks by one of their total size. Only called when
+    /// no scope is open, so no lease lives in any chunk.
+    fn consolidate(&mut self) {
+        let total: usize = self.chunks.iter().map(|c| c.size).sum();
+        self.free_chunks_from(0);
+        self.current = 0;
+        if let Ok(base) = self.backing.allocate(total) {
+            self.chunks.push(Chunk {
+                base,
+                size: total,
+                used: 0,
+            });
+        }
+    }
+}
+
+// SAFETY: grants are `[start, start + bytes)` with `start` at or past the
+// chunk's bump pointer and the pointer moved past the end, so live leases in
+// a chunk never overlap. The pointer moves back only (a) on the release of
+// the lease that ends exactly at it, uncovering only that lease's bytes, or
+// (b) on a scope exit with `may_reset`, when every lease acquired since the
+// scope's mark has been released: leases acquired before lie below the mark,
+// and a lease acquired for an outer scope meanwhile clears `may_reset`.
+// Chunks are freed only when empty (past `current`) or when no scope is open.
+unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+
+    fn memory(&self) -> &M {
+        self.backing.memory()
+    }
+
+    #[inline]
+    fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
+        // The bump: the current chunk has room.
+        if let Some(chunk) = self.chunks.get_mut(self.current) {
+            let align = request.align as usize - 1;
+            if let Some(end) = chunk
+                .used
+                .checked_add(align)
+                .map(|u| u & !align)
+                .and_then(|start| start.checked_add(request.bytes).map(|end| (start, end)))
+                .filter(|&(_, end)| end <= chunk.size)
+            {
+                let (start, end) = end;
+                chunk.used = end;
+                self.counters.hits += 1;
+                *grant = Grant {
+                    base: chunk.base,
+                    offset: start,
+                    capacity: request.bytes,
+                    token: self.current as u32,
+                    fresh: false,
+                };
+                return Ok(());
+            }
+        }
+        self.acquire_slow(request, grant)
+    }
+
+    #[inline]
     fn release(&mut self, request: Request, grant: &Grant<M::Ptr>) {
         if grant.token as usize != self.current {
             return;

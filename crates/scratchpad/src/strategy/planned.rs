@@ -217,28 +217,68 @@ struct Slab<P> {
 }
 
 impl<P: Copy> Slab<P> {
+    /// Where `start` goes in `live` (the first lease starting at or after
+    /// it): a linear scan while few leases are live, as they are within a
+    /// step; a binary search beyond.
+    #[inline]
+    fn position(&self, start: usize) -> usize {
+        if self.live.len() <= SCAN_MAX {
+            self.live
+                .iter()
+                .position(|&(s, _)| s >= start)
+                .unwrap_or(self.live.len())
+        } else {
+            self.live.partition_point(|&(s, _)| s < start)
+        }
+    }
+
     /// Whether `[start, end)` overlaps a live lease. `live` is sorted by
     /// start and disjoint, so ends rise with starts: only the last lease
-    /// starting before `end` can reach past `start`. O(log n).
+    /// starting before `end` can reach past `start`.
+    #[inline]
     fn occupied(&self, start: usize, end: usize) -> bool {
-        let before_end = self.live.partition_point(|&(s, _)| s < end);
+        let before_end = self.position(end);
         before_end > 0 && self.live[before_end - 1].1 > start
     }
 
+    /// Records `[start, end)` as live. A few elements after it move by
+    /// swaps (`Vec::insert` calls `memmove` even for none); many, by
+    /// `Vec::insert`.
+    #[inline]
     fn insert(&mut self, start: usize, end: usize) {
-        let at = self.live.partition_point(|&(s, _)| s < start);
-        self.live.insert(at, (start, end));
-    }
-
-    fn remove(&mut self, start: usize) {
-        match self.live.binary_search_by_key(&start, |&(s, _)| s) {
-            Ok(at) => {
-                self.live.remove(at);
-            }
-            Err(_) => debug_assert!(false, "a slab lease is recorded as live"),
+        let at = self.position(start);
+        if self.live.len() - at > SCAN_MAX {
+            self.live.insert(at, (start, end));
+            return;
+        }
+        self.live.push((start, end));
+        let mut i = self.live.len() - 1;
+        while i > at {
+            self.live.swap(i, i - 1);
+            i -= 1;
         }
     }
+
+    #[inline]
+    fn remove(&mut self, start: usize) {
+        let at = self.position(start);
+        if self.live.get(at).is_none_or(|&(s, _)| s != start) {
+            debug_assert!(false, "a slab lease is recorded as live");
+            return;
+        }
+        if self.live.len() - at > SCAN_MAX {
+            self.live.remove(at);
+            return;
+        }
+        for i in at..self.live.len() - 1 {
+            self.live.swap(i, i + 1);
+        }
+        self.live.pop();
+    }
 }
+
+/// Live slab leases up to which a linear scan replaces the binary search.
+const SCAN_MAX: usize = 16;
 
 /// The token-count bucket of a step: the next power of two (0 when the
 /// caller did not say how many tokens).
@@ -388,6 +428,68 @@ impl<M: Memory> Planned<M> {
     }
 
     /// The slab range planned for the current request, if it is free.
+    /// A lease not served from a slab: recorded when measuring, then
+    /// returned to the fallback.
+    #[cold]
+    #[inline(never)]
+    fn release_slow(&mut self, grant: &Grant<M::Ptr>) {
+        if grant.token & MEASURED != 0 && self.measuring {
+            // A lease of an earlier measurement falls outside the current
+            // records and is not recorded; never an index out of range.
+            let record = (grant.token & RECORD_MASK).wrapping_sub(self.record_base) & RECORD_MASK;
+            if let Some(r) = self.records.get_mut(record as usize) {
+                r.last = self.clock;
+                self.clock = self.clock.saturating_add(1);
+            }
+        }
+        self.fallback.release(
+            &mut self.backing,
+            &mut self.counters,
+            grant.base,
+            grant.capacity,
+        );
+    }
+
+
+    /// Everything but a planned lease served: the measuring step, a
+    /// deviation, a lease outside any step.
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(
+        &mut self,
+        request: Request,
+        grant: &mut Grant<M::Ptr>,
+    ) -> Result<(), ScratchError> {
+        if let Some(phase) = self.step {
+            let index = self.step_index;
+            self.step_index += 1;
+            if self.measuring {
+                self.fallback
+                    .acquire(&mut self.backing, &mut self.counters, request, grant)?;
+                let record = self.records.len() as u32;
+                if record <= RECORD_MASK {
+                    let bytes = round_up(request.bytes, BLOCK_ALIGN).unwrap_or(usize::MAX);
+                    self.records.push(Record {
+                        bytes,
+                        first: self.clock,
+                        last: OPEN,
+                    });
+                    grant.token = MEASURED | (self.record_base.wrapping_add(record) & RECORD_MASK);
+                }
+                self.clock = self.clock.saturating_add(1);
+                return Ok(());
+            }
+            if self.active.is_some() {
+                // The fast path found the placement unusable.
+                debug_assert!(self.planned_range(phase, index, request).is_none());
+                self.counters.deviations += 1;
+            }
+        }
+        self.fallback
+            .acquire(&mut self.backing, &mut self.counters, request, grant)
+    }
+
+    #[inline]
     fn planned_range(&self, phase: Phase, index: usize, request: Request) -> Option<usize> {
         let placement = self.plans[self.active?].plan.placements.get(index)?;
         let slab = &self.slabs[phase.index()];
@@ -415,69 +517,38 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         self.backing.memory()
     }
 
+    #[inline]
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
-        if let Some(phase) = self.step {
+        // The served step: the next placement of the active plan, checked
+        // free of every live lease of the slab.
+        if let (Some(phase), false, Some(_)) = (self.step, self.measuring, self.active) {
             let index = self.step_index;
-            self.step_index += 1;
-            if self.measuring {
-                self.fallback
-                    .acquire(&mut self.backing, &mut self.counters, request, grant)?;
-                let record = self.records.len() as u32;
-                if record <= RECORD_MASK {
-                    let bytes = round_up(request.bytes, BLOCK_ALIGN).unwrap_or(usize::MAX);
-                    self.records.push(Record {
-                        bytes,
-                        first: self.clock,
-                        last: OPEN,
-                    });
-                    grant.token = MEASURED | (self.record_base.wrapping_add(record) & RECORD_MASK);
-                }
-                self.clock = self.clock.saturating_add(1);
+            if let Some(offset) = self.planned_range(phase, index, request) {
+                self.step_index += 1;
+                let slab = &mut self.slabs[phase.index()];
+                slab.insert(offset, offset + request.bytes);
+                self.counters.hits += 1;
+                let base = slab.base.expect("checked by planned_range");
+                *grant = Grant {
+                    base,
+                    offset,
+                    capacity: request.bytes,
+                    token: SLAB | phase.index() as u32,
+                    fresh: false,
+                };
                 return Ok(());
             }
-            if self.active.is_some() {
-                if let Some(offset) = self.planned_range(phase, index, request) {
-                    let slab = &mut self.slabs[phase.index()];
-                    slab.insert(offset, offset + request.bytes);
-                    self.counters.hits += 1;
-                    let base = slab.base.expect("checked by planned_range");
-                    let token = SLAB | phase.index() as u32;
-                    *grant = Grant {
-                        base,
-                        offset,
-                        capacity: request.bytes,
-                        token,
-                        fresh: false,
-                    };
-                    return Ok(());
-                }
-                self.counters.deviations += 1;
-            }
         }
-        self.fallback
-            .acquire(&mut self.backing, &mut self.counters, request, grant)
+        self.acquire_slow(request, grant)
     }
 
+    #[inline]
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
         if grant.token & SLAB != 0 {
             self.slabs[(grant.token & 1) as usize].remove(grant.offset);
             return;
         }
-        if grant.token & MEASURED != 0 && self.measuring {
-            // A lease of an earlier measurement falls outside the current
-            // records and is not recorded; never an index out of range.
-            let record = (grant.token & RECORD_MASK).wrapping_sub(self.record_base) & RECORD_MASK;
-            if let Some(r) = self.records.get_mut(record as usize) {
-                r.last = self.clock;
-                self.clock = self.clock.saturating_add(1);
-            }
-        }
-        self.fallback.release(
-            &mut self.backing,
-            &mut self.counters,
-            grant.base,
-            grant.capacity,
-        );
+        self.release_slow(grant);
     }
 
     fn begin_step(&mut self, phase: Phase, tokens: usize) {
