@@ -382,7 +382,15 @@ impl ModelArgs {
                 // Validated through the file's map; copied into memory
                 // (huge pages) only after the budget, copy included, holds.
                 let model = Checkpoint::open(path)?;
-                check_memory_copied(&model, self.max_memory, !self.mmap)?;
+                check_memory_copied(&model, self.max_memory, !self.mmap).map_err(|e| {
+                    if self.mmap {
+                        anyhow::Error::from(e)
+                    } else {
+                        anyhow::anyhow!(
+                            "{e} (--mmap reads the weights from the file's map instead of copying them)"
+                        )
+                    }
+                })?;
                 return Ok(if self.mmap {
                     model
                 } else {
