@@ -456,3 +456,48 @@ fn model_files_are_copied_into_memory_unless_mmap() {
     let (ok, _, err) = stderr_of(&[&limited[..], &["--mmap"]].concat());
     assert!(ok, "{err}");
 }
+
+#[test]
+fn out_dev_stdout_writes_to_standard_output() {
+    // Piped: the checkpoint arrives on the pipe.
+    let out = scratchpad(&["synth", "synth-260k", "--out", "/dev/stdout"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = {
+        let dir = temp_dir("promise-stdout");
+        let file = dir.join("s.bin");
+        let made = scratchpad(&["synth", "synth-260k", "--out", s(&file)]);
+        assert!(made.status.success());
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        bytes
+    };
+    assert_eq!(out.stdout, expected);
+    // Redirected to a file: written into that file, which stays the one
+    // the descriptor holds (no rename over it).
+    let dir = temp_dir("promise-stdout-file");
+    let file = dir.join("redirected.bin");
+    let handle = std::fs::File::create(&file).unwrap();
+    let status = Command::new(support::binary())
+        .args(["synth", "synth-260k", "--out", "/dev/stdout"])
+        .stdout(handle)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(&file).unwrap(), expected);
+    // A path ending in / names a directory.
+    fails_with(
+        &[
+            "synth",
+            "synth-260k",
+            "--out",
+            &format!("{}/new/", dir.display()),
+        ],
+        "it names a directory",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -77,40 +77,45 @@ impl OutputPath {
         if path.as_os_str().is_empty() {
             return Err(io::Error::other("cannot write an empty path"));
         }
-        let target = resolve(path)?;
-        match std::fs::metadata(&target) {
-            Ok(m) => {
-                let kind = m.file_type();
-                if kind.is_file() {
-                    // Replaced by a rename: the folder must take a new file.
-                    Self::probe_folder(path, &target)?;
-                    return Ok(OutputPath {
-                        given: path.to_owned(),
-                        target,
-                        stream: false,
-                    });
+        if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            return Err(error(path, "it names a directory (it ends in /)"));
+        }
+        let stream = |target: PathBuf| OutputPath {
+            given: path.to_owned(),
+            target,
+            stream: true,
+        };
+        // Follows every link, the kernel's own (/dev/stdout, /proc/self/fd)
+        // included.
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(error(path, "it is a directory")),
+            Ok(m) if is_stream(&m.file_type()) => Ok(stream(path.to_owned())),
+            Ok(m) if m.is_file() => {
+                if is_descriptor_alias(path) {
+                    // `/dev/stdout` redirected to a file: the bytes go to
+                    // the descriptor's file, not over it by a rename.
+                    return Ok(stream(path.to_owned()));
                 }
-                if kind.is_dir() {
-                    return Err(error(path, "it is a directory"));
-                }
-                if is_stream(&kind) {
-                    return Ok(OutputPath {
-                        given: path.to_owned(),
-                        target,
-                        stream: true,
-                    });
-                }
-                Err(error(
-                    path,
-                    "not a regular file, character device or FIFO (a block device or socket is never written)",
-                ))
+                let target = std::fs::canonicalize(path).map_err(|e| os_error(path, &e))?;
+                Self::probe_folder(path, &target)?;
+                Ok(OutputPath {
+                    given: path.to_owned(),
+                    target,
+                    stream: false,
+                })
             }
+            Ok(_) => Err(error(
+                path,
+                "not a regular file, character device or FIFO (a block device or socket is never written)",
+            )),
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
                 ) =>
             {
+                // New, or a symlink to a file yet to be made.
+                let target = resolve(path)?;
                 Self::probe_folder(path, &target)?;
                 Ok(OutputPath {
                     given: path.to_owned(),
@@ -165,8 +170,12 @@ impl OutputPath {
     ) -> io::Result<()> {
         let path = &self.given;
         if self.stream {
+            // A descriptor's regular file is rewritten from its start; a
+            // device or FIFO is written as it is.
+            let regular = std::fs::metadata(&self.target).is_ok_and(|m| m.is_file());
             let file = OpenOptions::new()
                 .write(true)
+                .truncate(regular)
                 .open(&self.target)
                 .map_err(|e| os_error(path, &e))?;
             let mut w = BufWriter::new(file);
@@ -209,6 +218,18 @@ impl OutputPath {
 /// Checks `path` and writes `bytes` to it (see [`OutputPath`]).
 pub fn write_output(path: &Path, bytes: &[u8]) -> io::Result<()> {
     OutputPath::check(path)?.write(bytes)
+}
+
+/// A path that stands for an open descriptor (`/dev/stdout`, `/dev/fd/N`,
+/// `/proc/self/fd/N`): written through the descriptor's file in place.
+fn is_descriptor_alias(path: &Path) -> bool {
+    ["/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/"]
+        .iter()
+        .any(|prefix| {
+            path.as_os_str()
+                .as_encoded_bytes()
+                .starts_with(prefix.as_bytes())
+        })
 }
 
 #[cfg(unix)]
