@@ -601,25 +601,35 @@ fn churn_one(
 pub fn print_churn(
     rows: &[ChurnRow],
     lengths: &[usize],
+    wide: bool,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
+    // Narrow: reserved only (with nothing live after a prompt, retained
+    // equals it for every pool); --wide adds retained.
+    let width = if wide { 21 } else { 11 };
     writeln!(
         out,
-        "\nshape churn: reserved / retained after each prompt, one pool per strategy, no reserve"
+        "\nshape churn: {} after each prompt, one pool per strategy, no reserve",
+        if wide {
+            "reserved / retained"
+        } else {
+            "reserved"
+        }
     )?;
     write!(out, "{:<13}", "strategy")?;
     for n in lengths {
-        write!(out, " {:>21}", format!("{n} tokens"))?;
+        write!(out, " {:>width$}", format!("{n} tokens"))?;
     }
     writeln!(out, " {:>11} {:>5}", "peak", "dev")?;
     for chunk in rows.chunks(lengths.len()) {
         write!(out, "{:<13}", chunk[0].strategy)?;
         for r in chunk {
-            write!(
-                out,
-                " {:>21}",
+            let cell = if wide {
                 format!("{} / {}", bytes(r.reserved_bytes), bytes(r.retained_bytes))
-            )?;
+            } else {
+                bytes(r.reserved_bytes)
+            };
+            write!(out, " {cell:>width$}")?;
         }
         writeln!(
             out,

@@ -290,7 +290,8 @@ struct CompareArgs {
     by_tag: bool,
     /// Print every column of the table (heap bytes, acquires, hit rate,
     /// page faults, device allocations, largest free extent, footprint,
-    /// retained bytes, evictions), not just those that fit 120 columns.
+    /// retained bytes, evictions; for churn, retained beside reserved), not
+    /// just those that fit 120 columns.
     #[arg(long)]
     wide: bool,
     /// Write every figure and the run's settings as JSON.
@@ -736,7 +737,6 @@ fn run_churn(args: &CompareArgs, json_out: Option<&OutputPath>) -> anyhow::Resul
         ("--plot", args.plot.is_some()),
         ("--report", args.report.is_some()),
         ("--by-tag", args.by_tag),
-        ("--wide", args.wide),
         ("--repeat", args.repeat.is_some()),
         ("--steps", w.steps.is_some()),
         ("--prompt-tokens", w.prompt_tokens.is_some()),
@@ -759,7 +759,7 @@ fn run_churn(args: &CompareArgs, json_out: Option<&OutputPath>) -> anyhow::Resul
     let model = Arc::new(w.model.load("synth-260k")?);
     let lengths = args.churn_lengths.clone();
     let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths, &engine))?;
-    compare::print_churn(&rows, &lengths, &mut std::io::stdout().lock())?;
+    compare::print_churn(&rows, &lengths, args.wide, &mut std::io::stdout().lock())?;
     if let Some(path) = json_out {
         let json = report::churn_json(&model, threads, &options, &rows);
         path.write(serde_json::to_string_pretty(&json)?.as_bytes())?;

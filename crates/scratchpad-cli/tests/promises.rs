@@ -347,7 +347,6 @@ fn compare_flags_do_what_they_say() {
         &["--repeat", "2"],
         &["--steps", "3"],
         &["--prompt-tokens", "5"],
-        &["--wide"],
     ] {
         fails_with(
             &[&["compare", "--scenario", "churn"][..], flag].concat(),
@@ -358,6 +357,18 @@ fn compare_flags_do_what_they_say() {
         &["compare", "--scenario", "churn", "--churn-lengths", "4,0"],
         "at least 1 token",
     );
+    // The churn table fits 120 columns too; --wide adds retained bytes.
+    let churn = [
+        "compare",
+        "--scenario",
+        "churn",
+        "--churn-lengths",
+        "8,32,16,24,4",
+    ];
+    let (ok, narrow, _) = stderr_of(&churn);
+    assert!(ok && narrow.lines().all(|l| l.len() <= 120), "{narrow}");
+    let (ok, wide, _) = stderr_of(&[&churn[..], &["--wide"]].concat());
+    assert!(ok && wide.contains("reserved / retained") && !narrow.contains(" / "));
     // trace --help names no flag trace lacks.
     let (_, help, _) = stderr_of(&["trace", "--help"]);
     assert!(!help.contains("--scenario"), "{help}");
