@@ -44,6 +44,40 @@ pub struct Arena<M: Memory> {
 }
 
 impl<M: Memory> Arena<M> {
+    /// An arena over `memory`.
+    pub fn new(memory: M, options: &PoolOptions) -> Self {
+        Arena {
+            backing: Backing::with_limit(memory, options.reserve_limit),
+            counters: Counters::default(),
+            chunks: Vec::new(),
+            current: 0,
+            marks: Vec::with_capacity(16),
+        }
+    }
+
+    fn free_chunks_from(&mut self, first: usize) {
+        for chunk in self.chunks.drain(first..) {
+            // SAFETY: chunks past the current one hold no live lease, and
+            // callers free all chunks only when no scope (so no lease) is open.
+            unsafe { self.backing.free(chunk.base, chunk.size) };
+        }
+    }
+
+    /// Replaces several chunks by one of their total size. Only called when
+    /// no scope is open, so no lease lives in any chunk.
+    fn consolidate(&mut self) {
+        let total: usize = self.chunks.iter().map(|c| c.size).sum();
+        self.free_chunks_from(0);
+        self.current = 0;
+        if let Ok(base) = self.backing.allocate(total) {
+            self.chunks.push(Chunk {
+                base,
+                size: total,
+                used: 0,
+            });
+        }
+    }
+
     /// The current chunk is full (or there is none): a later chunk that
     /// fits, else a new one.
     #[cold]
@@ -123,41 +157,6 @@ impl<M: Memory> Arena<M> {
             fresh: true,
         };
         Ok(())
-    }
-
-
-    /// An arena over `memory`.
-    pub fn new(memory: M, options: &PoolOptions) -> Self {
-        Arena {
-            backing: Backing::with_limit(memory, options.reserve_limit),
-            counters: Counters::default(),
-            chunks: Vec::new(),
-            current: 0,
-            marks: Vec::with_capacity(16),
-        }
-    }
-
-    fn free_chunks_from(&mut self, first: usize) {
-        for chunk in self.chunks.drain(first..) {
-            // SAFETY: chunks past the current one hold no live lease, and
-            // callers free all chunks only when no scope (so no lease) is open.
-            unsafe { self.backing.free(chunk.base, chunk.size) };
-        }
-    }
-
-    /// Replaces several chunks by one of their total size. Only called when
-    /// no scope is open, so no lease lives in any chunk.
-    fn consolidate(&mut self) {
-        let total: usize = self.chunks.iter().map(|c| c.size).sum();
-        self.free_chunks_from(0);
-        self.current = 0;
-        if let Ok(base) = self.backing.allocate(total) {
-            self.chunks.push(Chunk {
-                base,
-                size: total,
-                used: 0,
-            });
-        }
     }
 }
 
