@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use scratchpad::{ExecutionContext, HostMemory, ScratchError, ScratchReq, tag};
 
 use crate::Isa;
-use crate::softmax::softmax;
+use crate::softmax::{softmax, tree};
 
 /// Shape of an [`attention`]: `n_queries` queries at positions
 /// `pos..pos + n_queries`, attending to cache positions `0..=` their own.
@@ -113,14 +113,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let tail: f32 = a[n8..].iter().zip(&b[n8..]).map(|(x, y)| x * y).sum();
-    let mut width = 16;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            acc[i] += acc[i + width];
-        }
-    }
-    acc[0] + tail
+    tree(acc, |x, y| x + y) + tail
 }
 
 /// `o += p * v`. A head of eight (stories260K) is one fixed-size block, so

@@ -38,9 +38,10 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits(((n_int + 127) as u32) << 23)
 }
 
-/// Sixteen partial results combined as a tree.
+/// Sixteen partial results combined as a tree (a left-to-right fold is a
+/// chain of sixteen dependent operations); also attention's dot product's.
 #[inline(always)]
-fn tree(mut acc: [f32; 16], op: impl Fn(f32, f32) -> f32) -> f32 {
+pub(crate) fn tree(mut acc: [f32; 16], op: impl Fn(f32, f32) -> f32) -> f32 {
     let mut width = 16;
     while width > 1 {
         width /= 2;
