@@ -273,6 +273,38 @@ impl Doc {
             "fill=\"#111\"",
         );
     }
+
+    /// A vertical value axis at `x` from `axis.a` (bottom) to `axis.b`
+    /// (top), with `ticks` (those past the axis' end dropped), grid lines
+    /// across to `grid_to` when given, and its label turned along it.
+    fn y_axis(
+        &mut self,
+        axis: &Axis,
+        x: f64,
+        ticks: Vec<f64>,
+        grid_to: Option<f64>,
+        label: &str,
+        fmt: &dyn Fn(f64) -> String,
+    ) {
+        self.line(x, axis.b, x, axis.a, "#333", "");
+        for t in ticks.into_iter().filter(|t| *t <= axis.hi * 1.000_001) {
+            let y = axis.at(t);
+            if let Some(right) = grid_to {
+                self.line(x, y, right, y, "#e6e6e6", "");
+            }
+            self.line(x - 4.0, y, x, y, "#333", "");
+            self.text(x - 7.0, y + 4.0, &fmt(t), "end", 11.0, "fill=\"#333\"");
+        }
+        let middle = (axis.a + axis.b) / 2.0;
+        self.text(
+            14.0,
+            middle,
+            label,
+            "middle",
+            12.0,
+            &format!("transform=\"rotate(-90 14 {middle:.1})\" fill=\"#111\""),
+        );
+    }
 }
 
 const ROW: f64 = 22.0;
@@ -508,7 +540,6 @@ pub fn lines(
         }
     };
     doc.x_axis(&x, top + plot_h, top, x_label, x_fmt);
-    doc.line(left, top, left, top + plot_h, "#333", "");
     let y_ticks = if y_scale == Scale::Log {
         // Every power of four on a log axis of bytes.
         let mut t = y.lo;
@@ -521,30 +552,7 @@ pub fn lines(
     } else {
         y.ticks()
     };
-    for t in y_ticks {
-        let py = y.at(t);
-        doc.line(left, py, x.b, py, "#e6e6e6", "");
-        doc.line(left - 4.0, py, left, py, "#333", "");
-        doc.text(
-            left - 7.0,
-            py + 4.0,
-            &y_fmt(t),
-            "end",
-            11.0,
-            "fill=\"#333\"",
-        );
-    }
-    doc.text(
-        14.0,
-        top + plot_h / 2.0,
-        y_label,
-        "middle",
-        12.0,
-        &format!(
-            "transform=\"rotate(-90 14 {:.1})\" fill=\"#111\"",
-            top + plot_h / 2.0
-        ),
-    );
+    doc.y_axis(&y, left, y_ticks, Some(x.b), y_label, y_fmt);
     for (i, s) in series.iter().enumerate() {
         let mut path = String::new();
         let mut last_y = None;
@@ -635,29 +643,13 @@ pub fn memory_map(
         "acquires and releases of the step, in order",
         &number,
     );
-    doc.line(left, top, left, top + plot_h, "#333", "");
-    for t in byte_ticks(y_hi).into_iter().filter(|t| *t <= y_hi) {
-        let py = y.at(t);
-        doc.line(left - 4.0, py, left, py, "#333", "");
-        doc.text(
-            left - 7.0,
-            py + 4.0,
-            &bytes(t),
-            "end",
-            11.0,
-            "fill=\"#333\"",
-        );
-    }
-    doc.text(
-        14.0,
-        top + plot_h / 2.0,
+    doc.y_axis(
+        &y,
+        left,
+        byte_ticks(y_hi),
+        None,
         "offset in the pool's memory",
-        "middle",
-        12.0,
-        &format!(
-            "transform=\"rotate(-90 14 {:.1})\" fill=\"#111\"",
-            top + plot_h / 2.0
-        ),
+        &bytes,
     );
     let _ = write!(
         doc.body,
