@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
+use crate::strategy::Held;
 use crate::trace::ops::Op;
 use crate::trace::recorder::Recorder;
 use crate::{
@@ -42,7 +43,7 @@ impl<M: Memory> Pool<M> {
     /// A pool over the given strategy.
     pub fn new(strategy: Box<dyn ScratchPool<M>>) -> Self {
         Pool {
-            core: RefCell::new(Core::new(strategy)),
+            core: RefCell::new(Core::new(Held::Dyn(strategy))),
         }
     }
 
@@ -52,7 +53,10 @@ impl<M: Memory> Pool<M> {
         memory: M,
         options: &PoolOptions,
     ) -> Result<Self, ScratchError> {
-        Ok(Pool::new(crate::create_strategy(name, memory, options)?))
+        let strategy = Held::create(name, memory, options)?;
+        Ok(Pool {
+            core: RefCell::new(Core::new(strategy)),
+        })
     }
 
     /// The strategy's name.
@@ -122,7 +126,9 @@ impl<M: Memory> Pool<M> {
     /// lease) on or off. On by default in debug builds; costs a scan of the
     /// live leases per acquire.
     pub fn set_verify(&self, verify: bool) {
-        self.core.borrow_mut().verify = verify;
+        let mut core = self.core.borrow_mut();
+        core.verify = verify;
+        core.update_watch();
     }
 
     /// Starts recording every acquire, release, scope and step into a
@@ -131,12 +137,16 @@ impl<M: Memory> Pool<M> {
         let mut core = self.core.borrow_mut();
         let recorder = Recorder::new(core.depth, core.phase, core.next_id);
         core.recorder = Some(Box::new(recorder));
+        core.update_watch();
     }
 
     /// Stops recording and returns the trace recorded since
     /// [`Pool::start_trace`], if one was started.
     pub fn take_trace(&self) -> Option<Trace> {
-        self.core.borrow_mut().recorder.take().map(|r| r.finish())
+        let mut core = self.core.borrow_mut();
+        let recorder = core.recorder.take();
+        core.update_watch();
+        recorder.map(|r| r.finish())
     }
 
     /// Runs validated trace ops on this pool (the replay loop, timed by
@@ -255,20 +265,43 @@ const NO_PHASE: usize = 2;
 /// `next_free`), as the core remembers it.
 struct LiveEntry<P> {
     grant: Grant<P>,
-    bytes: usize,
-    align: u32,
-    tag: Tag,
+    request: KeptRequest,
     depth: u32,
     next_free: u32,
     id: u64,
 }
 
-impl<P> LiveEntry<P> {
-    fn request(&self) -> Request {
+/// A request as the live table keeps it, alignment and tag packed in one
+/// word. Release passes the request on by value, and the compiler reads
+/// `align` and `tag` with one 8-byte load; had acquire written them as two
+/// 4-byte stores, that load could not be forwarded from the store buffer, a
+/// stall of a dozen cycles on every lease (a third of a warm `arena` pair).
+#[derive(Clone, Copy)]
+struct KeptRequest {
+    bytes: usize,
+    align_tag: u64,
+}
+
+impl KeptRequest {
+    const EMPTY: KeptRequest = KeptRequest {
+        bytes: 0,
+        align_tag: 0,
+    };
+
+    #[inline(always)]
+    fn new(request: Request) -> Self {
+        KeptRequest {
+            bytes: request.bytes,
+            align_tag: request.align as u64 | (request.tag.index() as u64) << 32,
+        }
+    }
+
+    #[inline(always)]
+    fn request(self) -> Request {
         Request {
             bytes: self.bytes,
-            align: self.align,
-            tag: self.tag,
+            align: self.align_tag as u32,
+            tag: Tag::from_index((self.align_tag >> 32) as usize),
         }
     }
 }
@@ -284,7 +317,7 @@ struct TagCounters {
 /// scope depth and the strategy-independent counters. All of it is
 /// bookkeeping; views are built by leases.
 pub(crate) struct Core<M: Memory> {
-    strategy: Box<dyn ScratchPool<M>>,
+    strategy: Held<M>,
     /// Live leases by slot; vacant slots form a list from `free_head`.
     slots: Vec<LiveEntry<M::Ptr>>,
     free_head: u32,
@@ -299,24 +332,29 @@ pub(crate) struct Core<M: Memory> {
     /// `phase`'s index, or [`NO_PHASE`].
     phase_idx: usize,
     next_id: u64,
+    /// Leases handed out. Releases are not counted: they are the acquires
+    /// less the leases live now (`live_per_depth`), one add fewer per lease.
     acquires: u64,
-    releases: u64,
     empty_acquires: u64,
     bytes_requested: u64,
     live_bytes: usize,
     /// Most bytes live at once per phase, plus a last entry for work
     /// outside steps; the overall peak is their maximum.
     phase_peak_live_bytes: [usize; 3],
+    /// `phase_peak_live_bytes[phase_idx]`, kept beside it so that an acquire
+    /// compares against a field instead of indexing.
+    peak_now: usize,
     /// Fragmentation when each entry of `phase_peak_live_bytes` was reached.
     phase_fragmentation: [Fragmentation; 3],
-    live_capacity_bytes: usize,
     tags: Vec<TagCounters>,
-    pub(crate) verify: bool,
+    verify: bool,
     recorder: Option<Box<Recorder>>,
+    /// `verify || recorder.is_some()`: one test on the fast path for both.
+    watch: bool,
 }
 
 impl<M: Memory> Core<M> {
-    fn new(strategy: Box<dyn ScratchPool<M>>) -> Self {
+    fn new(strategy: Held<M>) -> Self {
         Core {
             strategy,
             slots: Vec::new(),
@@ -330,16 +368,16 @@ impl<M: Memory> Core<M> {
             // every recording's first id (see `Recorder`).
             next_id: 1,
             acquires: 0,
-            releases: 0,
             empty_acquires: 0,
             bytes_requested: 0,
             live_bytes: 0,
             phase_peak_live_bytes: [0; 3],
+            peak_now: 0,
             phase_fragmentation: [Fragmentation::default(); 3],
-            live_capacity_bytes: 0,
             tags: Vec::new(),
             verify: cfg!(debug_assertions),
             recorder: None,
+            watch: cfg!(debug_assertions),
         }
     }
 
@@ -347,17 +385,21 @@ impl<M: Memory> Core<M> {
         self.strategy.memory()
     }
 
+    #[inline(always)]
     fn tag_counters(&mut self, tag: Tag) -> &mut TagCounters {
-        if tag.index() >= self.tags.len() {
-            self.grow_tags(tag);
+        // One bounds check: `get_mut` then the cold growth, rather than a
+        // length check followed by an index that checks again.
+        if self.tags.get(tag.index()).is_none() {
+            return self.grow_tags(tag);
         }
         &mut self.tags[tag.index()]
     }
 
     #[cold]
     #[inline(never)]
-    fn grow_tags(&mut self, tag: Tag) {
+    fn grow_tags(&mut self, tag: Tag) -> &mut TagCounters {
         self.tags.resize(tag.index() + 1, TagCounters::default());
+        &mut self.tags[tag.index()]
     }
 
     /// Serves a request for a scope at `depth`, returning the lease's slot
@@ -380,7 +422,6 @@ impl<M: Memory> Core<M> {
             // An empty lease holds nothing: it is returned as it is handed
             // out, so a forgotten one leaves the counts balanced.
             self.acquires += 1;
-            self.releases += 1;
             self.empty_acquires += 1;
             self.tag_counters(tag).acquires += 1;
             return Ok((EMPTY_SLOT, M::dangling(), true));
@@ -397,20 +438,14 @@ impl<M: Memory> Core<M> {
         let entry = &mut self.slots[slot as usize];
         self.strategy.acquire(request, &mut entry.grant)?;
         self.free_head = entry.next_free;
-        entry.bytes = bytes;
-        entry.align = align as u32;
-        entry.tag = tag;
+        entry.request = KeptRequest::new(request);
         entry.depth = depth;
         // Read the grant's fields in place: copying the whole grant right
         // after the strategy wrote it stalls on store forwarding.
-        let capacity = entry.grant.capacity;
         let fresh = entry.grant.fresh;
         let ptr = M::offset(entry.grant.base, entry.grant.offset);
-        if self.recorder.is_some() {
-            self.record_acquire(slot);
-        }
-        if self.verify {
-            self.check_grant(slot);
+        if self.watch {
+            self.watch_acquire(slot);
         }
         if depth < self.depth {
             self.pin_depth = self.pin_depth.min(depth);
@@ -419,16 +454,9 @@ impl<M: Memory> Core<M> {
         self.acquires += 1;
         self.bytes_requested += bytes as u64;
         self.live_bytes += bytes;
-        if self.live_bytes > self.phase_peak_live_bytes[self.phase_idx] {
-            self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
-            // A new peak: how fragmented the memory is at it.
-            let s = self.strategy.stats();
-            self.phase_fragmentation[self.phase_idx] = Fragmentation {
-                reserved_minus_live_bytes: s.reserved_bytes.saturating_sub(self.live_bytes),
-                largest_free_bytes: s.largest_free_bytes,
-            };
+        if self.live_bytes > self.peak_now {
+            self.new_peak();
         }
-        self.live_capacity_bytes += capacity;
         let counters = self.tag_counters(tag);
         counters.acquires += 1;
         counters.live_bytes += bytes;
@@ -436,15 +464,44 @@ impl<M: Memory> Core<M> {
         Ok((slot, ptr, fresh))
     }
 
-    /// Gives the lease in `slot` a trace id and records its acquire.
+    /// Live bytes reached a new peak for the current phase: keeps it, and how
+    /// fragmented the memory is at it.
     #[cold]
     #[inline(never)]
+    fn new_peak(&mut self) {
+        self.peak_now = self.live_bytes;
+        self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
+        let s = self.strategy.stats();
+        self.phase_fragmentation[self.phase_idx] = Fragmentation {
+            reserved_minus_live_bytes: s.reserved_bytes.saturating_sub(self.live_bytes),
+            largest_free_bytes: s.largest_free_bytes,
+        };
+    }
+
+    fn update_watch(&mut self) {
+        self.watch = self.verify || self.recorder.is_some();
+    }
+
+    /// Checks the grant in `slot` (`verify`) and records its acquire.
+    #[cold]
+    #[inline(never)]
+    fn watch_acquire(&mut self, slot: u32) {
+        if self.verify {
+            self.check_grant(slot);
+        }
+        if self.recorder.is_some() {
+            self.record_acquire(slot);
+        }
+    }
+
+    /// Gives the lease in `slot` a trace id and records its acquire.
     fn record_acquire(&mut self, slot: u32) {
         let entry = &mut self.slots[slot as usize];
         entry.id = self.next_id;
         self.next_id += 1;
         if let Some(recorder) = &mut self.recorder {
-            recorder.acquire(entry.id, entry.bytes, entry.align as usize, entry.tag);
+            let Request { bytes, align, tag } = entry.request.request();
+            recorder.acquire(entry.id, bytes, align as usize, tag);
         }
     }
 
@@ -460,9 +517,7 @@ impl<M: Memory> Core<M> {
         };
         let entry = LiveEntry {
             grant,
-            bytes: 0,
-            align: 0,
-            tag: Tag::UNTAGGED,
+            request: KeptRequest::EMPTY,
             depth: VACANT,
             next_free: NIL,
             id: 0,
@@ -486,17 +541,8 @@ impl<M: Memory> Core<M> {
     #[inline(never)]
     fn check_grant(&self, slot: u32) {
         let name = self.strategy.name();
-        let LiveEntry {
-            grant,
-            bytes,
-            align,
-            ..
-        } = &self.slots[slot as usize];
-        let request = Request {
-            bytes: *bytes,
-            align: *align,
-            tag: Tag::UNTAGGED,
-        };
+        let LiveEntry { grant, request, .. } = &self.slots[slot as usize];
+        let request = request.request();
         assert!(
             grant.capacity >= request.bytes,
             "strategy `{name}` granted {} bytes for a request of {}",
@@ -535,14 +581,12 @@ impl<M: Memory> Core<M> {
         let depth = std::mem::replace(&mut entry.depth, VACANT);
         entry.next_free = self.free_head;
         self.free_head = slot;
-        let request = entry.request();
+        let request = entry.request.request();
         self.strategy.release(request, &entry.grant);
         self.live_per_depth[depth as usize] -= 1;
-        self.releases += 1;
         self.live_bytes -= request.bytes;
-        self.live_capacity_bytes -= entry.grant.capacity;
         self.tags[request.tag.index()].live_bytes -= request.bytes;
-        if self.recorder.is_some() {
+        if self.watch {
             self.record_release(slot);
         }
     }
@@ -593,6 +637,7 @@ impl<M: Memory> Core<M> {
         self.end_step();
         self.phase = Some(phase);
         self.phase_idx = phase.index();
+        self.peak_now = self.phase_peak_live_bytes[self.phase_idx];
         self.strategy.begin_step(phase, tokens);
         if let Some(recorder) = &mut self.recorder {
             recorder.step(phase, tokens);
@@ -602,6 +647,7 @@ impl<M: Memory> Core<M> {
     pub(crate) fn end_step(&mut self) {
         if self.phase.take().is_some() {
             self.phase_idx = NO_PHASE;
+            self.peak_now = self.phase_peak_live_bytes[NO_PHASE];
             self.strategy.end_step();
             if let Some(recorder) = &mut self.recorder {
                 recorder.end_step();
@@ -613,6 +659,7 @@ impl<M: Memory> Core<M> {
         self.strategy.reset_peak();
         self.phase_peak_live_bytes = [0; 3];
         self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
+        self.peak_now = self.live_bytes;
         self.phase_fragmentation = [Fragmentation::default(); 3];
         for tag in &mut self.tags {
             tag.peak_live_bytes = tag.live_bytes;
@@ -621,9 +668,17 @@ impl<M: Memory> Core<M> {
 
     pub(crate) fn stats(&self) -> PoolStats {
         let s = self.strategy.stats();
+        // What acquire and release do not count, from the live table.
+        let live_leases: u64 = self.live_per_depth.iter().map(|&n| u64::from(n)).sum();
+        let live_capacity_bytes = self
+            .slots
+            .iter()
+            .filter(|e| e.depth != VACANT)
+            .map(|e| e.grant.capacity)
+            .sum();
         PoolStats {
             acquires: self.acquires,
-            releases: self.releases,
+            releases: self.acquires - live_leases,
             hits: s.hits + self.empty_acquires,
             misses: s.misses,
             bytes_requested: self.bytes_requested,
@@ -635,7 +690,7 @@ impl<M: Memory> Core<M> {
                 .max()
                 .unwrap_or(0),
             phase_peak_live_bytes: [self.phase_peak_live_bytes[0], self.phase_peak_live_bytes[1]],
-            live_capacity_bytes: self.live_capacity_bytes,
+            live_capacity_bytes,
             reserved_bytes: s.reserved_bytes,
             peak_reserved_bytes: s.peak_reserved_bytes,
             retained_bytes: s.retained_bytes,

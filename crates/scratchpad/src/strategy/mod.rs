@@ -5,7 +5,10 @@
 //! [`create_strategy`] and [`stable_addresses`] are made from it, so adding
 //! a strategy is its file plus one line there.
 
+mod held;
 mod segments;
+
+pub(crate) use held::Held;
 
 use crate::{Memory, ScratchError, ScratchPool};
 

@@ -232,21 +232,23 @@ impl<P: Copy> Slab<P> {
         }
     }
 
-    /// Whether `[start, end)` overlaps a live lease. `live` is sorted by
-    /// start and disjoint, so ends rise with starts: only the last lease
-    /// starting before `end` can reach past `start`.
+    /// Where `[start, end)` goes in `live` if it overlaps no live lease.
+    /// `live` is sorted by start and disjoint, so ends rise with starts:
+    /// only the last lease starting before `end` can reach past `start`;
+    /// and when none does, every lease starting before `end` starts before
+    /// `start` too, so that position is also the insertion point.
     #[inline]
-    fn occupied(&self, start: usize, end: usize) -> bool {
-        let before_end = self.position(end);
-        before_end > 0 && self.live[before_end - 1].1 > start
+    fn vacancy(&self, start: usize, end: usize) -> Option<usize> {
+        let at = self.position(end);
+        (at == 0 || self.live[at - 1].1 <= start).then_some(at)
     }
 
-    /// Records `[start, end)` as live. A few elements after it move by
-    /// swaps (`Vec::insert` calls `memmove` even for none); many, by
-    /// `Vec::insert`.
+    /// Records `[start, end)` as live at `at`, its place in `live`. A few
+    /// elements after it move by swaps (`Vec::insert` calls `memmove` even
+    /// for none); many, by `Vec::insert`.
     #[inline]
-    fn insert(&mut self, start: usize, end: usize) {
-        let at = self.position(start);
+    fn insert(&mut self, at: usize, start: usize, end: usize) {
+        debug_assert_eq!(at, self.position(start));
         if self.live.len() - at > SCAN_MAX {
             self.live.insert(at, (start, end));
             return;
@@ -321,7 +323,8 @@ pub struct Planned<M: Memory> {
     plans: Vec<BucketPlan>,
     /// The plan serving the current step.
     active: Option<usize>,
-    /// The current step's phase and bucket.
+    /// The current step's phase and bucket. While `active` is `Some`, a
+    /// step is open and not measuring.
     step: Option<Phase>,
     step_bucket: usize,
     /// Steps begun, the clock of `last_used`.
@@ -479,9 +482,9 @@ impl<M: Memory> Planned<M> {
                 self.clock = self.clock.saturating_add(1);
                 return Ok(());
             }
-            if self.active.is_some() {
+            if let Some(active) = self.active {
                 // The fast path found the placement unusable.
-                debug_assert!(self.planned_range(phase, index, request).is_none());
+                debug_assert!(self.planned_range(active, phase, index, request).is_none());
                 self.counters.deviations += 1;
             }
         }
@@ -489,17 +492,29 @@ impl<M: Memory> Planned<M> {
             .acquire(&mut self.backing, &mut self.counters, request, grant)
     }
 
+    /// The slab's base, the range planned for the `index`-th request of the
+    /// step and its place among the slab's live leases, if it fits and is
+    /// free.
     #[inline]
-    fn planned_range(&self, phase: Phase, index: usize, request: Request) -> Option<usize> {
-        let placement = self.plans[self.active?].plan.placements.get(index)?;
+    fn planned_range(
+        &self,
+        active: usize,
+        phase: Phase,
+        index: usize,
+        request: Request,
+    ) -> Option<(M::Ptr, usize, usize)> {
+        let placement = self.plans[active].plan.placements.get(index)?;
         let slab = &self.slabs[phase.index()];
-        let end = placement.offset + request.bytes;
-        let fits = request.bytes <= placement.bytes
-            && end <= slab.bytes
-            && placement.offset & (request.align as usize - 1) == 0
-            && slab.base.is_some()
-            && !slab.occupied(placement.offset, end);
-        fits.then_some(placement.offset)
+        if request.bytes > placement.bytes {
+            return None;
+        }
+        // No overflow: the placement lies inside its plan's slab.
+        let (start, end) = (placement.offset, placement.offset + request.bytes);
+        let base = slab.base?;
+        if end > slab.bytes || start & (request.align as usize - 1) != 0 {
+            return None;
+        }
+        slab.vacancy(start, end).map(|at| (base, start, at))
     }
 }
 
@@ -521,23 +536,21 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         // The served step: the next placement of the active plan, checked
         // free of every live lease of the slab.
-        if let (Some(phase), false, Some(_)) = (self.step, self.measuring, self.active) {
-            let index = self.step_index;
-            if let Some(offset) = self.planned_range(phase, index, request) {
-                self.step_index += 1;
-                let slab = &mut self.slabs[phase.index()];
-                slab.insert(offset, offset + request.bytes);
-                self.counters.hits += 1;
-                let base = slab.base.expect("checked by planned_range");
-                *grant = Grant {
-                    base,
-                    offset,
-                    capacity: request.bytes,
-                    token: SLAB | phase.index() as u32,
-                    fresh: false,
-                };
-                return Ok(());
-            }
+        if let (Some(active), Some(phase)) = (self.active, self.step)
+            && let Some((base, offset, at)) =
+                self.planned_range(active, phase, self.step_index, request)
+        {
+            self.step_index += 1;
+            self.slabs[phase.index()].insert(at, offset, offset + request.bytes);
+            self.counters.hits += 1;
+            *grant = Grant {
+                base,
+                offset,
+                capacity: request.bytes,
+                token: SLAB | phase.index() as u32,
+                fresh: false,
+            };
+            return Ok(());
         }
         self.acquire_slow(request, grant)
     }
