@@ -210,77 +210,103 @@ impl Plan {
 
 /// One phase's slab: its block and the `[start, end)` of every live lease in
 /// it.
+///
+/// The live leases are few within a step: while at most [`FEW`] are live
+/// they are kept in acquire order, unsorted, so an acquire checks them all
+/// and appends, and a release finds its lease from the newest (where a
+/// scope's leases end) and swaps the last into its place. Past [`FEW`] (a
+/// replayed trace may hold tens of thousands live) the list is sorted by
+/// start and searched by bisection until it empties again.
 struct Slab<P> {
     base: Option<P>,
     bytes: usize,
     live: Vec<(usize, usize)>,
+    sorted: bool,
 }
 
 impl<P: Copy> Slab<P> {
-    /// Where `start` goes in `live` (the first lease starting at or after
-    /// it): a linear scan while few leases are live, as they are within a
-    /// step; a binary search beyond.
-    #[inline]
+    /// The first lease (of a sorted list) starting at or after `start`.
     fn position(&self, start: usize) -> usize {
-        if self.live.len() <= SCAN_MAX {
-            self.live
-                .iter()
-                .position(|&(s, _)| s >= start)
-                .unwrap_or(self.live.len())
-        } else {
-            self.live.partition_point(|&(s, _)| s < start)
-        }
+        debug_assert!(self.sorted);
+        self.live.partition_point(|&(s, _)| s < start)
     }
 
     /// Where `[start, end)` goes in `live` if it overlaps no live lease.
-    /// `live` is sorted by start and disjoint, so ends rise with starts:
-    /// only the last lease starting before `end` can reach past `start`;
-    /// and when none does, every lease starting before `end` starts before
-    /// `start` too, so that position is also the insertion point.
     #[inline]
     fn vacancy(&self, start: usize, end: usize) -> Option<usize> {
+        if !self.sorted {
+            let free = self.live.iter().all(|&(s, e)| e <= start || end <= s);
+            return free.then_some(self.live.len());
+        }
+        self.sorted_vacancy(start, end)
+    }
+
+    /// [`Slab::vacancy`] in a sorted list. Sorted by start and disjoint,
+    /// ends rise with starts: only the last lease starting before `end` can
+    /// reach past `start`; and when none does, every lease starting before
+    /// `end` starts before `start` too, so that position is also the
+    /// insertion point.
+    #[cold]
+    #[inline(never)]
+    fn sorted_vacancy(&self, start: usize, end: usize) -> Option<usize> {
         let at = self.position(end);
         (at == 0 || self.live[at - 1].1 <= start).then_some(at)
     }
 
-    /// Records `[start, end)` as live at `at`, its place in `live`. A few
-    /// elements after it move by swaps (`Vec::insert` calls `memmove` even
-    /// for none); many, by `Vec::insert`.
+    /// Records `[start, end)` as live at `at`, the place
+    /// [`Slab::vacancy`] gave.
     #[inline]
     fn insert(&mut self, at: usize, start: usize, end: usize) {
-        debug_assert_eq!(at, self.position(start));
-        if self.live.len() - at > SCAN_MAX {
-            self.live.insert(at, (start, end));
-            return;
+        if !self.sorted && self.live.len() < FEW {
+            self.live.push((start, end));
+        } else {
+            self.insert_many(at, start, end);
         }
-        self.live.push((start, end));
-        let mut i = self.live.len() - 1;
-        while i > at {
-            self.live.swap(i, i - 1);
-            i -= 1;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert_many(&mut self, at: usize, start: usize, end: usize) {
+        if self.sorted {
+            debug_assert_eq!(at, self.position(start));
+            self.live.insert(at, (start, end));
+        } else {
+            self.live.push((start, end));
+            self.live.sort_unstable();
+            self.sorted = true;
         }
     }
 
     #[inline]
     fn remove(&mut self, start: usize) {
+        if self.sorted {
+            return self.remove_sorted(start);
+        }
+        match self.live.iter().rposition(|&(s, _)| s == start) {
+            Some(at) => {
+                self.live.swap_remove(at);
+            }
+            None => debug_assert!(false, "a slab lease is recorded as live"),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn remove_sorted(&mut self, start: usize) {
         let at = self.position(start);
         if self.live.get(at).is_none_or(|&(s, _)| s != start) {
             debug_assert!(false, "a slab lease is recorded as live");
             return;
         }
-        if self.live.len() - at > SCAN_MAX {
-            self.live.remove(at);
-            return;
+        self.live.remove(at);
+        if self.live.is_empty() {
+            self.sorted = false;
         }
-        for i in at..self.live.len() - 1 {
-            self.live.swap(i, i + 1);
-        }
-        self.live.pop();
     }
 }
 
-/// Live slab leases up to which a linear scan replaces the binary search.
-const SCAN_MAX: usize = 16;
+/// Live slab leases up to which the list is kept unsorted.
+const FEW: usize = 16;
 
 /// The token-count bucket of a step: the next power of two (0 when the
 /// caller did not say how many tokens).
@@ -347,6 +373,7 @@ impl<M: Memory> Planned<M> {
             base: None,
             bytes: 0,
             live: Vec::with_capacity(64),
+            sorted: false,
         };
         Planned {
             backing: Backing::with_limit(memory, options.reserve_limit),
