@@ -79,18 +79,19 @@ impl<M: Memory> Arena<M> {
     }
 
     /// The current chunk is full (or there is none): a later chunk that
-    /// fits, else a new one.
+    /// fits, else a new one. (The request in registers: see
+    /// `strategy::held`.)
     #[cold]
     #[inline(never)]
     fn acquire_slow(
         &mut self,
-        request: Request,
+        bytes: usize,
+        align: u32,
         grant: &mut Grant<M::Ptr>,
     ) -> Result<(), ScratchError> {
-        let bytes = request.bytes;
         if let Some(chunk) = self.chunks.get_mut(self.current) {
             let start =
-                round_up(chunk.used, request.align as usize).ok_or_else(|| too_large(bytes))?;
+                round_up(chunk.used, align as usize).ok_or_else(|| too_large(bytes))?;
             if start
                 .checked_add(bytes)
                 .is_some_and(|end| end <= chunk.size)
@@ -202,7 +203,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
                 return Ok(());
             }
         }
-        self.acquire_slow(request, grant)
+        self.acquire_slow(request.bytes, request.align, grant)
     }
 
     #[inline]

@@ -13,7 +13,7 @@ use super::round_up;
 use super::StrategyInfo;
 use crate::{
     BLOCK_ALIGN, Backing, Counters, Grant, Memory, Phase, PoolOptions, Request, ScratchError,
-    ScratchPool, StrategyStats,
+    ScratchPool, StrategyStats, Tag,
 };
 
 /// This strategy in the registry.
@@ -53,17 +53,25 @@ impl Record {
     }
 }
 
-/// Where the n-th request of a step goes.
+/// Where the n-th request of a step goes, and when the measured step
+/// acquired and released it (its record's `first` and `last`).
 #[derive(Clone, Copy, Debug)]
 struct Placement {
     offset: usize,
     bytes: usize,
+    first: u32,
+    last: u32,
 }
 
 /// A phase's plan: a placement per request, in request order.
 struct Plan {
     placements: Vec<Placement>,
     slab_bytes: usize,
+    /// Checked when built: every placement lies in `slab_bytes` at a
+    /// multiple of 64, and no two placements whose lifetimes overlap share
+    /// a byte (see [`Plan::disjoint`]). Only such a plan serves a step on
+    /// plan (see [`Planned`]).
+    verified: bool,
 }
 
 /// Steps with more requests than this are planned in time order (see
@@ -152,6 +160,8 @@ impl Plan {
             .map(|(r, &offset)| Placement {
                 offset,
                 bytes: r.bytes,
+                first: r.first,
+                last: r.last,
             })
             .collect();
         let slab_bytes = placements
@@ -159,10 +169,56 @@ impl Plan {
             .map(|p| p.offset.saturating_add(p.bytes))
             .max()
             .unwrap_or(0);
+        let verified = Plan::disjoint(&placements, slab_bytes);
         Plan {
             placements,
             slab_bytes,
+            verified,
         }
+    }
+
+    /// Whether the placements can serve a step on plan: each inside
+    /// `slab_bytes` (below `isize::MAX`) at a multiple of 64; every event
+    /// time distinct and below [`OPEN`] (one clock tick per event, no
+    /// saturation); and no two placements live at once sharing a byte. A
+    /// sweep over the events in time order with the live ranges by offset,
+    /// O(n log n).
+    fn disjoint(placements: &[Placement], slab_bytes: usize) -> bool {
+        use std::collections::BTreeMap;
+        if slab_bytes > isize::MAX as usize
+            || placements.iter().any(|p| p.offset % BLOCK_ALIGN != 0 || p.first >= OPEN - 1)
+        {
+            return false;
+        }
+        // (time, placement, true for an acquire)
+        let mut events: Vec<(u32, usize, bool)> = Vec::with_capacity(2 * placements.len());
+        for (i, p) in placements.iter().enumerate() {
+            events.push((p.first, i, true));
+            if p.last != OPEN {
+                events.push((p.last, i, false));
+            }
+        }
+        events.sort_unstable();
+        if events.windows(2).any(|w| w[0].0 == w[1].0) {
+            return false;
+        }
+        let mut live: BTreeMap<usize, usize> = BTreeMap::new();
+        for (_, i, acquire) in events {
+            let p = placements[i];
+            let end = p.offset + p.bytes;
+            if !acquire {
+                live.remove(&p.offset);
+                continue;
+            }
+            // The live ranges are disjoint: only the last one starting
+            // before `end` can reach past `offset`.
+            if live.range(..end).next_back().is_some_and(|(_, &e)| e > p.offset) {
+                debug_assert!(false, "the planner gave overlapping lifetimes one range");
+                return false;
+            }
+            live.insert(p.offset, end);
+        }
+        true
     }
 
     /// Greedy by size: requests in order of size (descending, ties by first
@@ -277,6 +333,16 @@ impl<P: Copy> Slab<P> {
         }
     }
 
+    /// Records `[start, end)`, known to overlap no live lease, as live.
+    fn add(&mut self, start: usize, end: usize) {
+        let at = if self.sorted {
+            self.position(start)
+        } else {
+            self.live.len()
+        };
+        self.insert(at, start, end);
+    }
+
     #[inline]
     fn remove(&mut self, start: usize) {
         if self.sorted {
@@ -334,10 +400,14 @@ struct BucketPlan {
 /// the bucket will reach (the caller's `reserve`): smaller requests fit
 /// their planned ranges, larger ones deviate.
 ///
-/// Every acquire is checked against the slab leases still live; a request
-/// that is larger than planned, comes beyond the plan's end, or whose range
-/// is occupied (out-of-order calls) is served by a best-fit fallback and
-/// counted as a deviation, never aliased. Requests outside steps, or in a
+/// Every acquire is checked: while the step follows its plan event for
+/// event (each acquire and release at the clock it was measured at), by
+/// one comparison, the plan itself having been checked when built (no two
+/// placements live at once share a byte); from the first event off plan,
+/// against the slab leases still live. A request that is larger than
+/// planned, comes beyond the plan's end, or whose range is occupied
+/// (out-of-order calls) is served by a best-fit fallback and counted as a
+/// deviation, never aliased. Requests outside steps, or in a
 /// measuring step, use the fallback too. Each phase has its own slab, sized
 /// for its plan, so the memory a decode step can use is the decode plan and
 /// not the prefill's; the stats report each slab as exclusive to its phase.
@@ -360,9 +430,25 @@ pub struct Planned<M: Memory> {
     step_index: usize,
     measuring: bool,
     records: Vec<Record>,
+    /// The event clock: of the measuring step (each acquire and each
+    /// release of one of its leases ticks it), or of a step served on plan.
     clock: u32,
     /// The number of the current measurement's first record.
     record_base: u32,
+    /// True while the served step has followed its plan event for event:
+    /// its `step_index`-th acquire came at the clock its placement was
+    /// measured at, and so did every release. Its leases are then exactly
+    /// the plan's at this clock, disjoint by the plan's check, so they are
+    /// not kept in the slab's `live` list: an acquire checks one clock
+    /// instead of the live ranges. The first event off plan puts the live
+    /// ones in the list ([`Planned::leave_plan`]) and the step goes on
+    /// checking ranges.
+    on_plan: bool,
+    /// While `on_plan`: the serving plan (`active`), the slab's base and
+    /// its phase's index.
+    plan_index: usize,
+    plan_base: M::Ptr,
+    plan_phase: usize,
 }
 
 impl<M: Memory> Planned<M> {
@@ -391,6 +477,10 @@ impl<M: Memory> Planned<M> {
             records: Vec::new(),
             clock: 0,
             record_base: 0,
+            on_plan: false,
+            plan_index: 0,
+            plan_base: M::dangling(),
+            plan_phase: 0,
         }
     }
 
@@ -458,6 +548,79 @@ impl<M: Memory> Planned<M> {
     }
 
     /// The slab range planned for the current request, if it is free.
+    /// Leaves the plan: the leases acquired on plan and not yet released
+    /// (`last` at or after the clock, all of them since every release so
+    /// far came on time) go into the slab's live list.
+    #[cold]
+    #[inline(never)]
+    fn leave_plan(&mut self) {
+        if !std::mem::take(&mut self.on_plan) {
+            return;
+        }
+        let slab = &mut self.slabs[self.plan_phase];
+        // Acquires less releases: the leases still live.
+        if 2 * self.step_index > self.clock as usize {
+            for p in &self.plans[self.plan_index].plan.placements[..self.step_index] {
+                if p.last >= self.clock {
+                    slab.add(p.offset, p.offset + p.bytes);
+                }
+            }
+        }
+    }
+
+    /// True when the slab of `phase` holds no live lease.
+    fn slab_idle(&self, phase: usize) -> bool {
+        let on_plan_live =
+            self.on_plan && self.plan_phase == phase && 2 * self.step_index > self.clock as usize;
+        self.slabs[phase].live.is_empty() && !on_plan_live
+    }
+
+    /// An acquire that the plan did not foresee, or one off plan: the next
+    /// placement if it is free of every live lease of the slab, else the
+    /// fallback. (Out of line, the request in registers: see
+    /// `strategy::held`.)
+    #[inline(never)]
+    fn acquire_off_plan(
+        &mut self,
+        bytes: usize,
+        align: u32,
+        tag: Tag,
+        grant: &mut Grant<M::Ptr>,
+    ) -> Result<(), ScratchError> {
+        let request = Request { bytes, align, tag };
+        self.leave_plan();
+        if let (Some(active), Some(phase)) = (self.active, self.step)
+            && let Some((base, offset, at)) =
+                self.planned_range(active, phase, self.step_index, request)
+        {
+            self.step_index += 1;
+            self.slabs[phase.index()].insert(at, offset, offset + request.bytes);
+            self.counters.hits += 1;
+            *grant = Grant {
+                base,
+                offset,
+                capacity: request.bytes,
+                token: SLAB | phase.index() as u32,
+                fresh: false,
+            };
+            return Ok(());
+        }
+        self.acquire_slow(request, grant)
+    }
+
+    /// A release off plan: from the slab's live list, or the fallback.
+    #[inline(never)]
+    fn release_off_plan(&mut self, grant: &Grant<M::Ptr>) {
+        if grant.token & SLAB == 0 {
+            return self.release_slow(grant);
+        }
+        let phase = (grant.token & 1) as usize;
+        if self.on_plan && phase == self.plan_phase {
+            self.leave_plan();
+        }
+        self.slabs[phase].remove(grant.offset);
+    }
+
     /// A lease not served from a slab: recorded when measuring, then
     /// returned to the fallback.
     #[cold]
@@ -546,10 +709,18 @@ impl<M: Memory> Planned<M> {
 }
 
 // SAFETY: slab grants are `[offset, offset + bytes)` inside their phase's
-// slab, with offsets multiples of 64 and the range checked free of every
-// live lease of that slab before it is granted; a slab is freed only when no
-// lease lives in it. Every other grant comes from the best-fit free list,
-// which hands out whole idle or fresh buffers (see `BestFit`).
+// slab, with offsets multiples of 64, and free of every live lease of that
+// slab when granted. Off plan, the range is checked against the slab's live
+// list. On plan, the live leases are exactly the plan's at this clock: the
+// step began with none live in the slab, and every acquire and release so
+// far came at the clock its placement was measured at (each clock value is
+// one event, `Plan::disjoint`); the plan gives leases live at once disjoint
+// ranges inside `slab_bytes` (checked when built), and the slab is at least
+// that large. Leaving the plan, which every call that could change this
+// does first (`begin_step`, `end_step`, `remeasure`, `trim`), puts the live
+// ones in the list. A slab is freed only when no lease lives in it. Every
+// other grant comes from the best-fit free list, which hands out whole idle
+// or fresh buffers (see `BestFit`).
 unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     fn name(&self) -> &'static str {
         INFO.name
@@ -561,37 +732,56 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
 
     #[inline]
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
-        // The served step: the next placement of the active plan, checked
-        // free of every live lease of the slab.
-        if let (Some(active), Some(phase)) = (self.active, self.step)
-            && let Some((base, offset, at)) =
-                self.planned_range(active, phase, self.step_index, request)
-        {
-            self.step_index += 1;
-            self.slabs[phase.index()].insert(at, offset, offset + request.bytes);
-            self.counters.hits += 1;
-            *grant = Grant {
-                base,
-                offset,
-                capacity: request.bytes,
-                token: SLAB | phase.index() as u32,
-                fresh: false,
-            };
-            return Ok(());
+        // On plan: the next placement, if the request comes when it was
+        // measured and fits.
+        if self.on_plan {
+            let index = self.step_index;
+            if let Some(p) = self.plans[self.plan_index].plan.placements.get(index)
+                && p.first == self.clock
+                && request.bytes <= p.bytes
+                && p.offset & (request.align as usize - 1) == 0
+            {
+                self.step_index = index + 1;
+                self.clock += 1;
+                self.counters.hits += 1;
+                *grant = Grant {
+                    base: self.plan_base,
+                    offset: p.offset,
+                    capacity: request.bytes,
+                    // `index` is below 2^30 (the records kept), so it
+                    // stays clear of `SLAB`.
+                    token: SLAB | (index as u32) << 1 | self.plan_phase as u32,
+                    fresh: false,
+                };
+                return Ok(());
+            }
         }
-        self.acquire_slow(request, grant)
+        self.acquire_off_plan(request.bytes, request.align, request.tag, grant)
     }
 
     #[inline]
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
-        if grant.token & SLAB != 0 {
-            self.slabs[(grant.token & 1) as usize].remove(grant.offset);
+        // While on plan, every slab lease of the step's phase was served on
+        // plan in this step (the step begins on plan only with no lease
+        // live in that slab): on time if released at its measured clock.
+        let token = grant.token;
+        if token & SLAB != 0
+            && self.on_plan
+            && (token & 1) as usize == self.plan_phase
+            && self.plans[self.plan_index]
+                .plan
+                .placements
+                .get(((token & !SLAB) >> 1) as usize)
+                .is_some_and(|p| p.last == self.clock)
+        {
+            self.clock += 1;
             return;
         }
-        self.release_slow(grant);
+        self.release_off_plan(grant);
     }
 
     fn begin_step(&mut self, phase: Phase, tokens: usize) {
+        self.leave_plan();
         self.step = Some(phase);
         self.step_bucket = bucket(tokens);
         self.step_index = 0;
@@ -610,12 +800,25 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                 & RECORD_MASK;
             self.records.clear();
             self.clock = 0;
-        } else {
+        } else if let Some(active) = self.active {
             self.fit_slab(phase);
+            self.clock = 0;
+            let slab = &self.slabs[phase.index()];
+            if let Some(base) = slab.base
+                && self.plans[active].plan.verified
+                && slab.live.is_empty()
+                && slab.bytes >= self.plans[active].plan.slab_bytes
+            {
+                self.on_plan = true;
+                self.plan_index = active;
+                self.plan_base = base;
+                self.plan_phase = phase.index();
+            }
         }
     }
 
     fn end_step(&mut self) {
+        self.leave_plan();
         let Some(phase) = self.step.take() else {
             return;
         };
@@ -637,6 +840,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn remeasure(&mut self, phase: Phase) {
+        self.leave_plan();
         self.plans.retain(|p| p.phase != phase);
         // Mid-step, the plan serving the step may be gone and the others
         // moved: find it again (the rest of the step deviates if it went).
@@ -648,6 +852,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn trim(&mut self) {
+        self.leave_plan();
         self.counters.trims += 1;
         self.fallback.clear(&mut self.backing);
         for phase in Phase::ALL {
@@ -662,23 +867,20 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        let idle: usize = self
-            .slabs
-            .iter()
-            .filter(|s| s.live.is_empty())
-            .map(|s| s.bytes)
-            .sum();
+        let idle_slabs = || {
+            Phase::ALL
+                .iter()
+                .filter(|p| self.slab_idle(p.index()))
+                .map(|p| self.slabs[p.index()].bytes)
+        };
+        let idle: usize = idle_slabs().sum();
         let mut stats = self
             .counters
             .report(&self.backing, self.fallback.retained_bytes() + idle);
         stats.phase_exclusive_bytes = [self.slabs[0].bytes, self.slabs[1].bytes];
         // An idle slab serves any request of its phase; else the fallback's
         // largest idle buffer.
-        stats.largest_free_bytes = self
-            .slabs
-            .iter()
-            .filter(|s| s.live.is_empty())
-            .map(|s| s.bytes)
+        stats.largest_free_bytes = idle_slabs()
             .chain([self.fallback.largest()])
             .max()
             .unwrap_or(0);
