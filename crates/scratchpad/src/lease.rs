@@ -1,6 +1,6 @@
 //! [`Lease`]: a typed view of scratch memory that returns to its pool on drop.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -18,6 +18,8 @@ use crate::{HostMemory, Memory};
 /// [`Lease::view`], the memory's own view type.
 pub struct Lease<'s, T: Pod, M: Memory = HostMemory> {
     core: &'s RefCell<Core<M>>,
+    /// Its scope's count of live leases.
+    scope_live: &'s Cell<u32>,
     ptr: M::Ptr,
     len: usize,
     slot: u32,
@@ -25,9 +27,16 @@ pub struct Lease<'s, T: Pod, M: Memory = HostMemory> {
 }
 
 impl<'s, T: Pod, M: Memory> Lease<'s, T, M> {
-    pub(crate) fn new(core: &'s RefCell<Core<M>>, ptr: M::Ptr, len: usize, slot: u32) -> Self {
+    pub(crate) fn new(
+        core: &'s RefCell<Core<M>>,
+        scope_live: &'s Cell<u32>,
+        ptr: M::Ptr,
+        len: usize,
+        slot: u32,
+    ) -> Self {
         Lease {
             core,
+            scope_live,
             ptr,
             len,
             slot,
@@ -93,6 +102,7 @@ impl<T: Pod, M: Memory> Drop for Lease<'_, T, M> {
         // An empty lease was counted as returned when it was handed out.
         if self.slot != EMPTY_SLOT {
             self.core.borrow_mut().release(self.slot);
+            self.scope_live.set(self.scope_live.get() - 1);
         }
     }
 }

@@ -169,6 +169,8 @@ impl<M: Memory> Pool<M> {
         let mut core = self.core.borrow_mut();
         let base = core.enter_scope();
         let mut depth = base;
+        // Live leases per open scope, from `base` (what a `Scope` counts).
+        let mut live_per_scope = vec![0u32];
         let mut result = Ok(());
         for op in ops {
             match *op {
@@ -181,9 +183,13 @@ impl<M: Memory> Pool<M> {
                     observer.step(None, core.stats());
                     core.end_step();
                 }
-                Op::Scope => depth = core.enter_scope(),
+                Op::Scope => {
+                    depth = core.enter_scope();
+                    live_per_scope.push(0);
+                }
                 Op::EndScope => {
-                    core.exit_scope(depth);
+                    let live = live_per_scope.pop().unwrap_or(0);
+                    core.exit_scope(depth, live > 0);
                     depth -= 1;
                 }
                 Op::Acquire {
@@ -195,6 +201,9 @@ impl<M: Memory> Pool<M> {
                     match core.acquire(bytes, align, tag, depth) {
                         Ok((slot, ptr, _)) => {
                             slots[lease] = slot;
+                            if slot != EMPTY_SLOT {
+                                live_per_scope[(depth - base) as usize] += 1;
+                            }
                             observer.acquired(lease, M::address(ptr));
                         }
                         Err(e) => {
@@ -206,7 +215,9 @@ impl<M: Memory> Pool<M> {
                 }
                 Op::Release { lease } => {
                     if slots[lease] != EMPTY_SLOT {
+                        let owner = core.slot_depth(slots[lease]);
                         core.release(slots[lease]);
+                        live_per_scope[(owner - base) as usize] -= 1;
                     }
                     observer.released(lease);
                     n_ops += 1;
@@ -215,7 +226,7 @@ impl<M: Memory> Pool<M> {
         }
         core.end_step();
         while depth >= base {
-            core.exit_scope(depth);
+            core.exit_scope(depth, true);
             depth -= 1;
         }
         result.map(|()| n_ops)
@@ -228,19 +239,23 @@ pub(crate) fn run_scope<M: Memory, R>(
     f: impl for<'s> FnOnce(&'s Scope<'s, M>) -> R,
 ) -> R {
     let depth = core.borrow_mut().enter_scope();
-    let _exit = ScopeGuard { core, depth };
     let scope = Scope::new(core, depth);
+    // Declared after the scope, so dropped before it.
+    let _exit = ScopeGuard { scope: &scope };
     f(&scope)
 }
 
-struct ScopeGuard<'p, M: Memory> {
-    core: &'p RefCell<Core<M>>,
-    depth: u32,
+struct ScopeGuard<'a, 'p, M: Memory> {
+    scope: &'a Scope<'p, M>,
 }
 
-impl<M: Memory> Drop for ScopeGuard<'_, M> {
+impl<M: Memory> Drop for ScopeGuard<'_, '_, M> {
     fn drop(&mut self) {
-        self.core.borrow_mut().exit_scope(self.depth);
+        let forgotten = self.scope.live_leases() > 0;
+        self.scope
+            .core()
+            .borrow_mut()
+            .exit_scope(self.scope.depth(), forgotten);
     }
 }
 
@@ -306,7 +321,10 @@ impl KeptRequest {
     }
 }
 
+/// A tag's counters, 32 bytes so that a tag's index becomes an offset in
+/// one shift.
 #[derive(Clone, Copy, Default)]
+#[repr(align(32))]
 struct TagCounters {
     acquires: u64,
     live_bytes: usize,
@@ -323,8 +341,6 @@ pub(crate) struct Core<M: Memory> {
     free_head: u32,
     /// Open scopes; the innermost has this depth (0: none open).
     depth: u32,
-    /// Live (non-empty) leases owned by each open scope, by depth.
-    live_per_depth: Vec<u32>,
     /// The shallowest scope that acquired a lease while a deeper scope was
     /// open; scopes deeper than it may not recycle their memory on exit.
     pin_depth: u32,
@@ -333,7 +349,7 @@ pub(crate) struct Core<M: Memory> {
     phase_idx: usize,
     next_id: u64,
     /// Leases handed out. Releases are not counted: they are the acquires
-    /// less the leases live now (`live_per_depth`), one add fewer per lease.
+    /// less the leases live now (the live table), one add fewer per lease.
     acquires: u64,
     empty_acquires: u64,
     bytes_requested: u64,
@@ -360,7 +376,6 @@ impl<M: Memory> Core<M> {
             slots: Vec::new(),
             free_head: NIL,
             depth: 0,
-            live_per_depth: vec![0],
             pin_depth: u32::MAX,
             phase: None,
             phase_idx: NO_PHASE,
@@ -450,7 +465,6 @@ impl<M: Memory> Core<M> {
         if depth < self.depth {
             self.pin_depth = self.pin_depth.min(depth);
         }
-        self.live_per_depth[depth as usize] += 1;
         self.acquires += 1;
         self.bytes_requested += bytes as u64;
         self.live_bytes += bytes;
@@ -526,6 +540,11 @@ impl<M: Memory> Core<M> {
         self.free_head = (self.slots.len() - 1) as u32;
     }
 
+    /// The depth of the scope that owns the live lease in `slot`.
+    pub(crate) fn slot_depth(&self, slot: u32) -> u32 {
+        self.slots[slot as usize].depth
+    }
+
     /// Zeroes `bytes` bytes of the live lease in `slot` at `ptr`.
     pub(crate) fn zero(&self, slot: u32, ptr: M::Ptr, bytes: usize) -> Result<(), ScratchError> {
         debug_assert!(self.slots[slot as usize].depth != VACANT);
@@ -578,12 +597,11 @@ impl<M: Memory> Core<M> {
     pub(crate) fn release(&mut self, slot: u32) {
         let entry = &mut self.slots[slot as usize];
         debug_assert!(entry.depth != VACANT, "released a lease twice");
-        let depth = std::mem::replace(&mut entry.depth, VACANT);
+        entry.depth = VACANT;
         entry.next_free = self.free_head;
         self.free_head = slot;
         let request = entry.request.request();
         self.strategy.release(request, &entry.grant);
-        self.live_per_depth[depth as usize] -= 1;
         self.live_bytes -= request.bytes;
         self.tags[request.tag.index()].live_bytes -= request.bytes;
         if self.watch {
@@ -602,7 +620,6 @@ impl<M: Memory> Core<M> {
 
     pub(crate) fn enter_scope(&mut self) -> u32 {
         self.depth += 1;
-        self.live_per_depth.push(0);
         self.strategy.enter_scope();
         if let Some(recorder) = &mut self.recorder {
             recorder.scope();
@@ -610,11 +627,13 @@ impl<M: Memory> Core<M> {
         self.depth
     }
 
-    pub(crate) fn exit_scope(&mut self, depth: u32) {
+    /// Closes the innermost scope, at `depth`. `forgotten` says whether its
+    /// owner counted leases of it still live: leases normally release
+    /// themselves before their scope closes; the ones left were forgotten
+    /// (`mem::forget`) and can no longer be used, and are released here.
+    pub(crate) fn exit_scope(&mut self, depth: u32, forgotten: bool) {
         assert_eq!(depth, self.depth, "scopes must close innermost first");
-        // Leases normally release themselves before their scope closes; the
-        // ones left were forgotten (`mem::forget`) and can no longer be used.
-        if self.live_per_depth[depth as usize] > 0 {
+        if forgotten {
             for slot in 0..self.slots.len() {
                 if self.slots[slot].depth == depth {
                     self.release(slot as u32);
@@ -629,7 +648,6 @@ impl<M: Memory> Core<M> {
         if let Some(recorder) = &mut self.recorder {
             recorder.end_scope();
         }
-        self.live_per_depth.pop();
         self.depth -= 1;
     }
 
@@ -669,13 +687,9 @@ impl<M: Memory> Core<M> {
     pub(crate) fn stats(&self) -> PoolStats {
         let s = self.strategy.stats();
         // What acquire and release do not count, from the live table.
-        let live_leases: u64 = self.live_per_depth.iter().map(|&n| u64::from(n)).sum();
-        let live_capacity_bytes = self
-            .slots
-            .iter()
-            .filter(|e| e.depth != VACANT)
-            .map(|e| e.grant.capacity)
-            .sum();
+        let live = self.slots.iter().filter(|e| e.depth != VACANT);
+        let live_leases = live.clone().count() as u64;
+        let live_capacity_bytes = live.map(|e| e.grant.capacity).sum();
         PoolStats {
             acquires: self.acquires,
             releases: self.acquires - live_leases,

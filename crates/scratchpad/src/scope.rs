@@ -1,12 +1,12 @@
 //! [`Scope`]: where leases come from. Everything acquired in a scope is
 //! released when it ends, and the borrow checker keeps every lease inside it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::mem::size_of;
 
 use bytemuck::Pod;
 
-use crate::pool::{Core, NotSend, run_scope};
+use crate::pool::{Core, EMPTY_SLOT, NotSend, run_scope};
 use crate::{BLOCK_ALIGN, Lease, Memory, ScratchError, Tag};
 
 /// An open scope of a [`crate::Pool`], handed to the closure of
@@ -61,6 +61,10 @@ use crate::{BLOCK_ALIGN, Lease, Memory, ScratchError, Tag};
 pub struct Scope<'p, M: Memory> {
     core: &'p RefCell<Core<M>>,
     depth: u32,
+    /// Leases of this scope live now (empty ones aside): each lease counts
+    /// itself out on drop, and a scope that ends above zero holds forgotten
+    /// ones, which the pool then finds and releases.
+    live: Cell<u32>,
     _not_send: NotSend,
 }
 
@@ -69,8 +73,17 @@ impl<'p, M: Memory> Scope<'p, M> {
         Scope {
             core,
             depth,
+            live: Cell::new(0),
             _not_send: NotSend::default(),
         }
+    }
+
+    pub(crate) fn core(&self) -> &'p RefCell<Core<M>> {
+        self.core
+    }
+
+    pub(crate) fn live_leases(&self) -> u32 {
+        self.live.get()
     }
 
     /// Nesting depth: 1 for an outermost scope.
@@ -149,7 +162,10 @@ impl<'p, M: Memory> Scope<'p, M> {
             Ok(())
         };
         drop(core);
-        let lease = Lease::new(self.core, ptr, len, slot);
+        if slot != EMPTY_SLOT {
+            self.live.set(self.live.get() + 1);
+        }
+        let lease = Lease::new(self.core, &self.live, ptr, len, slot);
         // A failed memset releases the lease (its drop) with the error.
         zeroing.map(|()| lease)
     }

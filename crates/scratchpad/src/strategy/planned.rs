@@ -444,8 +444,10 @@ pub struct Planned<M: Memory> {
     /// ones in the list ([`Planned::leave_plan`]) and the step goes on
     /// checking ranges.
     on_plan: bool,
-    /// While `on_plan`: the serving plan (`active`), the slab's base and
-    /// its phase's index.
+    /// While `on_plan`: the serving plan's placements, taken out of
+    /// `plans[plan_index]` (`active`) for the step so that a lookup indexes
+    /// one vector, the slab's base and its phase's index.
+    serving: Vec<Placement>,
     plan_index: usize,
     plan_base: M::Ptr,
     plan_phase: usize,
@@ -478,6 +480,7 @@ impl<M: Memory> Planned<M> {
             clock: 0,
             record_base: 0,
             on_plan: false,
+            serving: Vec::new(),
             plan_index: 0,
             plan_base: M::dangling(),
             plan_phase: 0,
@@ -547,7 +550,6 @@ impl<M: Memory> Planned<M> {
         slab.bytes = 0;
     }
 
-    /// The slab range planned for the current request, if it is free.
     /// Leaves the plan: the leases acquired on plan and not yet released
     /// (`last` at or after the clock, all of them since every release so
     /// far came on time) go into the slab's live list.
@@ -560,12 +562,13 @@ impl<M: Memory> Planned<M> {
         let slab = &mut self.slabs[self.plan_phase];
         // Acquires less releases: the leases still live.
         if 2 * self.step_index > self.clock as usize {
-            for p in &self.plans[self.plan_index].plan.placements[..self.step_index] {
+            for p in &self.serving[..self.step_index] {
                 if p.last >= self.clock {
                     slab.add(p.offset, p.offset + p.bytes);
                 }
             }
         }
+        self.plans[self.plan_index].plan.placements = std::mem::take(&mut self.serving);
     }
 
     /// True when the slab of `phase` holds no live lease.
@@ -736,7 +739,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         // measured and fits.
         if self.on_plan {
             let index = self.step_index;
-            if let Some(p) = self.plans[self.plan_index].plan.placements.get(index)
+            if let Some(p) = self.serving.get(index)
                 && p.first == self.clock
                 && request.bytes <= p.bytes
                 && p.offset & (request.align as usize - 1) == 0
@@ -768,9 +771,8 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         if token & SLAB != 0
             && self.on_plan
             && (token & 1) as usize == self.plan_phase
-            && self.plans[self.plan_index]
-                .plan
-                .placements
+            && self
+                .serving
                 .get(((token & !SLAB) >> 1) as usize)
                 .is_some_and(|p| p.last == self.clock)
         {
@@ -810,6 +812,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                 && slab.bytes >= self.plans[active].plan.slab_bytes
             {
                 self.on_plan = true;
+                self.serving = std::mem::take(&mut self.plans[active].plan.placements);
                 self.plan_index = active;
                 self.plan_base = base;
                 self.plan_phase = phase.index();
