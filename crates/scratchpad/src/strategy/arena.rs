@@ -21,6 +21,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
 /// The smallest chunk the arena allocates.
 const MIN_CHUNK: usize = 64 << 10;
 
+#[derive(Clone, Copy)]
 struct Chunk<P> {
     base: P,
     size: usize,
@@ -39,6 +40,10 @@ pub struct Arena<M: Memory> {
     chunks: Vec<Chunk<M::Ptr>>,
     /// Index of the chunk being bumped (0 when there are none).
     current: usize,
+    /// The chunk being bumped, out of the list so that a bump reads no
+    /// vector: its `used` is the one that counts (`chunks[current].used` is
+    /// stale until [`Arena::sync`]). Size 0 when there are no chunks.
+    bump: Chunk<M::Ptr>,
     /// `(chunk, used)` at the start of each open scope.
     marks: Vec<(usize, usize)>,
 }
@@ -51,7 +56,37 @@ impl<M: Memory> Arena<M> {
             counters: Counters::default(),
             chunks: Vec::new(),
             current: 0,
+            bump: Chunk {
+                base: M::dangling(),
+                size: 0,
+                used: 0,
+            },
             marks: Vec::with_capacity(16),
+        }
+    }
+
+    /// Writes the bump's `used` back to its chunk.
+    fn sync(&mut self) {
+        if let Some(chunk) = self.chunks.get_mut(self.current) {
+            chunk.used = self.bump.used;
+        }
+    }
+
+    /// Takes the current chunk as the bump.
+    fn load(&mut self) {
+        self.bump = self.chunks.get(self.current).copied().unwrap_or(Chunk {
+            base: M::dangling(),
+            size: 0,
+            used: 0,
+        });
+    }
+
+    /// Bytes used in chunk `idx`.
+    fn used(&self, idx: usize) -> usize {
+        if idx == self.current {
+            self.bump.used
+        } else {
+            self.chunks[idx].used
         }
     }
 
@@ -84,6 +119,18 @@ impl<M: Memory> Arena<M> {
     #[cold]
     #[inline(never)]
     fn acquire_slow(
+        &mut self,
+        bytes: usize,
+        align: u32,
+        grant: &mut Grant<M::Ptr>,
+    ) -> Result<(), ScratchError> {
+        self.sync();
+        let served = self.acquire_in_chunks(bytes, align, grant);
+        self.load();
+        served
+    }
+
+    fn acquire_in_chunks(
         &mut self,
         bytes: usize,
         align: u32,
@@ -181,45 +228,38 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
     #[inline]
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         // The bump: the current chunk has room.
-        if let Some(chunk) = self.chunks.get_mut(self.current) {
-            let align = request.align as usize - 1;
-            if let Some(end) = chunk
-                .used
-                .checked_add(align)
-                .map(|u| u & !align)
-                .and_then(|start| start.checked_add(request.bytes).map(|end| (start, end)))
-                .filter(|&(_, end)| end <= chunk.size)
-            {
-                let (start, end) = end;
-                chunk.used = end;
-                self.counters.hits += 1;
-                *grant = Grant {
-                    base: chunk.base,
-                    offset: start,
-                    capacity: request.bytes,
-                    token: self.current as u32,
-                    fresh: false,
-                };
-                return Ok(());
-            }
+        let align = request.align as usize - 1;
+        if let Some((start, end)) = self
+            .bump
+            .used
+            .checked_add(align)
+            .map(|u| u & !align)
+            .and_then(|start| start.checked_add(request.bytes).map(|end| (start, end)))
+            .filter(|&(_, end)| end <= self.bump.size)
+        {
+            self.bump.used = end;
+            self.counters.hits += 1;
+            *grant = Grant {
+                base: self.bump.base,
+                offset: start,
+                capacity: request.bytes,
+                token: self.current as u32,
+                fresh: false,
+            };
+            return Ok(());
         }
         self.acquire_slow(request.bytes, request.align, grant)
     }
 
     #[inline]
     fn release(&mut self, request: Request, grant: &Grant<M::Ptr>) {
-        if grant.token as usize != self.current {
-            return;
-        }
-        let chunk = &mut self.chunks[self.current];
-        if grant.offset + request.bytes == chunk.used {
-            chunk.used = grant.offset;
+        if grant.token as usize == self.current && grant.offset + request.bytes == self.bump.used {
+            self.bump.used = grant.offset;
         }
     }
 
     fn enter_scope(&mut self) {
-        let used = self.chunks.get(self.current).map_or(0, |c| c.used);
-        self.marks.push((self.current, used));
+        self.marks.push((self.current, self.bump.used));
     }
 
     fn exit_scope(&mut self, may_reset: bool) {
@@ -235,9 +275,11 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
         if self.marks.is_empty() && self.chunks.len() > 1 {
             self.consolidate();
         }
+        self.load();
     }
 
     fn trim(&mut self) {
+        self.sync();
         self.counters.trims += 1;
         if self.marks.is_empty() {
             self.free_chunks_from(0);
@@ -245,6 +287,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
         } else if self.current + 1 < self.chunks.len() {
             self.free_chunks_from(self.current + 1);
         }
+        self.load();
     }
 
     fn reset_peak(&mut self) {
@@ -252,14 +295,10 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
     }
 
     fn stats(&self) -> StrategyStats {
-        let idle = self.chunks.iter().map(|c| c.size - c.used).sum();
+        let free = || (0..self.chunks.len()).map(|i| self.chunks[i].size - self.used(i));
+        let idle = free().sum();
         let mut stats = self.counters.report(&self.backing, idle);
-        stats.largest_free_bytes = self
-            .chunks
-            .iter()
-            .map(|c| c.size - c.used)
-            .max()
-            .unwrap_or(0);
+        stats.largest_free_bytes = free().max().unwrap_or(0);
         stats
     }
 }
