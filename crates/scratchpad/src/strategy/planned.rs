@@ -25,8 +25,17 @@ pub const INFO: StrategyInfo = StrategyInfo {
     host_only: false,
 };
 
-/// Token of a lease served from the slab.
+/// Token of a lease served from the slab: `SLAB | phase << 29`, and for a
+/// lease served on plan, `ON_PLAN` and the clock its release is due at
+/// (`LAST_MASK` for one measured open), so that its release on time is one
+/// comparison.
 const SLAB: u32 = 1 << 31;
+const ON_PLAN: u32 = 1 << 30;
+const PHASE_SHIFT: u32 = 29;
+const LAST_MASK: u32 = (1 << PHASE_SHIFT) - 1;
+/// `on_plan_token` while off plan: top bits no token has (slab tokens set
+/// `SLAB`, measured ones `MEASURED` alone, the fallback's are 0).
+const OFF_PLAN_TOKEN: u32 = 1 << PHASE_SHIFT;
 /// Token of a lease served during a measuring step: the number of its
 /// record among every record made since the pool was created (30 bits). A
 /// measurement's records are numbered from `record_base`, which moves past
@@ -179,14 +188,18 @@ impl Plan {
 
     /// Whether the placements can serve a step on plan: each inside
     /// `slab_bytes` (below `isize::MAX`) at a multiple of 64; every event
-    /// time distinct and below [`OPEN`] (one clock tick per event, no
-    /// saturation); and no two placements live at once sharing a byte. A
+    /// time distinct and below [`LAST_MASK`] (one clock tick per event, no
+    /// saturation, room in a token); and no two placements live at once sharing a byte. A
     /// sweep over the events in time order with the live ranges by offset,
     /// O(n log n).
     fn disjoint(placements: &[Placement], slab_bytes: usize) -> bool {
         use std::collections::BTreeMap;
         if slab_bytes > isize::MAX as usize
-            || placements.iter().any(|p| p.offset % BLOCK_ALIGN != 0 || p.first >= OPEN - 1)
+            || placements.iter().any(|p| {
+                p.offset % BLOCK_ALIGN != 0
+                    || p.first >= LAST_MASK
+                    || (p.last != OPEN && p.last >= LAST_MASK)
+            })
         {
             return false;
         }
@@ -444,6 +457,10 @@ pub struct Planned<M: Memory> {
     /// ones in the list ([`Planned::leave_plan`]) and the step goes on
     /// checking ranges.
     on_plan: bool,
+    /// `SLAB | ON_PLAN | phase << PHASE_SHIFT` of the step while on plan,
+    /// else [`OFF_PLAN_TOKEN`]: a lease's token less its clock equals it
+    /// when it was served on plan in this step.
+    on_plan_token: u32,
     /// While `on_plan`: the serving plan's placements, taken out of
     /// `plans[plan_index]` (`active`) for the step so that a lookup indexes
     /// one vector, the slab's base and its phase's index.
@@ -480,6 +497,7 @@ impl<M: Memory> Planned<M> {
             clock: 0,
             record_base: 0,
             on_plan: false,
+            on_plan_token: OFF_PLAN_TOKEN,
             serving: Vec::new(),
             plan_index: 0,
             plan_base: M::dangling(),
@@ -559,6 +577,7 @@ impl<M: Memory> Planned<M> {
         if !std::mem::take(&mut self.on_plan) {
             return;
         }
+        self.on_plan_token = OFF_PLAN_TOKEN;
         let slab = &mut self.slabs[self.plan_phase];
         // Acquires less releases: the leases still live.
         if 2 * self.step_index > self.clock as usize {
@@ -603,7 +622,7 @@ impl<M: Memory> Planned<M> {
                 base,
                 offset,
                 capacity: request.bytes,
-                token: SLAB | phase.index() as u32,
+                token: SLAB | (phase.index() as u32) << PHASE_SHIFT,
                 fresh: false,
             };
             return Ok(());
@@ -617,7 +636,7 @@ impl<M: Memory> Planned<M> {
         if grant.token & SLAB == 0 {
             return self.release_slow(grant);
         }
-        let phase = (grant.token & 1) as usize;
+        let phase = ((grant.token >> PHASE_SHIFT) & 1) as usize;
         if self.on_plan && phase == self.plan_phase {
             self.leave_plan();
         }
@@ -751,9 +770,8 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                     base: self.plan_base,
                     offset: p.offset,
                     capacity: request.bytes,
-                    // `index` is below 2^30 (the records kept), so it
-                    // stays clear of `SLAB`.
-                    token: SLAB | (index as u32) << 1 | self.plan_phase as u32,
+                    // A verified plan's clocks are below `LAST_MASK`.
+                    token: self.on_plan_token | (p.last & LAST_MASK),
                     fresh: false,
                 };
                 return Ok(());
@@ -768,14 +786,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         // plan in this step (the step begins on plan only with no lease
         // live in that slab): on time if released at its measured clock.
         let token = grant.token;
-        if token & SLAB != 0
-            && self.on_plan
-            && (token & 1) as usize == self.plan_phase
-            && self
-                .serving
-                .get(((token & !SLAB) >> 1) as usize)
-                .is_some_and(|p| p.last == self.clock)
-        {
+        if token & !LAST_MASK == self.on_plan_token && token & LAST_MASK == self.clock {
             self.clock += 1;
             return;
         }
@@ -812,6 +823,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                 && slab.bytes >= self.plans[active].plan.slab_bytes
             {
                 self.on_plan = true;
+                self.on_plan_token = SLAB | ON_PLAN | (phase.index() as u32) << PHASE_SHIFT;
                 self.serving = std::mem::take(&mut self.plans[active].plan.placements);
                 self.plan_index = active;
                 self.plan_base = base;
