@@ -280,43 +280,24 @@ const NO_PHASE: usize = 2;
 /// `next_free`), as the core remembers it.
 struct LiveEntry<P> {
     grant: Grant<P>,
-    request: KeptRequest,
+    /// The request, field by field. Release reads `bytes` and `tag` only
+    /// (`align` only for a `dyn` strategy): a load spanning two fields
+    /// written by separate stores cannot be forwarded from the store
+    /// buffer, a stall of a dozen cycles on every lease.
+    bytes: usize,
+    align: u32,
+    tag: Tag,
     depth: u32,
     next_free: u32,
     id: u64,
 }
 
-/// A request as the live table keeps it, alignment and tag packed in one
-/// word. Release passes the request on by value, and the compiler reads
-/// `align` and `tag` with one 8-byte load; had acquire written them as two
-/// 4-byte stores, that load could not be forwarded from the store buffer, a
-/// stall of a dozen cycles on every lease (a third of a warm `arena` pair).
-#[derive(Clone, Copy)]
-struct KeptRequest {
-    bytes: usize,
-    align_tag: u64,
-}
-
-impl KeptRequest {
-    const EMPTY: KeptRequest = KeptRequest {
-        bytes: 0,
-        align_tag: 0,
-    };
-
-    #[inline(always)]
-    fn new(request: Request) -> Self {
-        KeptRequest {
-            bytes: request.bytes,
-            align_tag: request.align as u64 | (request.tag.index() as u64) << 32,
-        }
-    }
-
-    #[inline(always)]
-    fn request(self) -> Request {
+impl<P> LiveEntry<P> {
+    fn request(&self) -> Request {
         Request {
             bytes: self.bytes,
-            align: self.align_tag as u32,
-            tag: Tag::from_index((self.align_tag >> 32) as usize),
+            align: self.align,
+            tag: self.tag,
         }
     }
 }
@@ -453,7 +434,9 @@ impl<M: Memory> Core<M> {
         let entry = &mut self.slots[slot as usize];
         self.strategy.acquire(request, &mut entry.grant)?;
         self.free_head = entry.next_free;
-        entry.request = KeptRequest::new(request);
+        entry.bytes = bytes;
+        entry.align = align as u32;
+        entry.tag = tag;
         entry.depth = depth;
         // Read the grant's fields in place: copying the whole grant right
         // after the strategy wrote it stalls on store forwarding.
@@ -514,8 +497,7 @@ impl<M: Memory> Core<M> {
         entry.id = self.next_id;
         self.next_id += 1;
         if let Some(recorder) = &mut self.recorder {
-            let Request { bytes, align, tag } = entry.request.request();
-            recorder.acquire(entry.id, bytes, align as usize, tag);
+            recorder.acquire(entry.id, entry.bytes, entry.align as usize, entry.tag);
         }
     }
 
@@ -531,7 +513,9 @@ impl<M: Memory> Core<M> {
         };
         let entry = LiveEntry {
             grant,
-            request: KeptRequest::EMPTY,
+            bytes: 0,
+            align: 0,
+            tag: Tag::UNTAGGED,
             depth: VACANT,
             next_free: NIL,
             id: 0,
@@ -560,8 +544,8 @@ impl<M: Memory> Core<M> {
     #[inline(never)]
     fn check_grant(&self, slot: u32) {
         let name = self.strategy.name();
-        let LiveEntry { grant, request, .. } = &self.slots[slot as usize];
-        let request = request.request();
+        let entry = &self.slots[slot as usize];
+        let (grant, request) = (&entry.grant, entry.request());
         assert!(
             grant.capacity >= request.bytes,
             "strategy `{name}` granted {} bytes for a request of {}",
@@ -600,10 +584,11 @@ impl<M: Memory> Core<M> {
         entry.depth = VACANT;
         entry.next_free = self.free_head;
         self.free_head = slot;
-        let request = entry.request.request();
-        self.strategy.release(request, &entry.grant);
-        self.live_bytes -= request.bytes;
-        self.tags[request.tag.index()].live_bytes -= request.bytes;
+        let (bytes, tag) = (entry.bytes, entry.tag);
+        let align = &entry.align;
+        self.strategy.release(bytes, tag, || *align, &entry.grant);
+        self.live_bytes -= bytes;
+        self.tags[tag.index()].live_bytes -= bytes;
         if self.watch {
             self.record_release(slot);
         }

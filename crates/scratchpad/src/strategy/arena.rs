@@ -113,6 +113,15 @@ impl<M: Memory> Arena<M> {
         }
     }
 
+    /// [`ScratchPool::release`] of a lease of `bytes`: pops the bump if the
+    /// lease is the newest.
+    #[inline]
+    pub(crate) fn release_bytes(&mut self, bytes: usize, grant: &Grant<M::Ptr>) {
+        if grant.token as usize == self.current && grant.offset + bytes == self.bump.used {
+            self.bump.used = grant.offset;
+        }
+    }
+
     /// The current chunk is full (or there is none): a later chunk that
     /// fits, else a new one. (The request in registers: see
     /// `strategy::held`.)
@@ -253,9 +262,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Arena<M> {
 
     #[inline]
     fn release(&mut self, request: Request, grant: &Grant<M::Ptr>) {
-        if grant.token as usize == self.current && grant.offset + request.bytes == self.bump.used {
-            self.bump.used = grant.offset;
-        }
+        self.release_bytes(request.bytes, grant);
     }
 
     fn enter_scope(&mut self) {

@@ -66,12 +66,20 @@ impl<M: Memory> Held<M> {
         }
     }
 
+    /// Releases a lease of `bytes` for `tag`; `align` reads the request's
+    /// alignment, which only a `dyn` strategy is given.
     #[inline(always)]
-    pub(crate) fn release(&mut self, request: Request, grant: &Grant<M::Ptr>) {
+    pub(crate) fn release(
+        &mut self,
+        bytes: usize,
+        tag: Tag,
+        align: impl FnOnce() -> u32,
+        grant: &Grant<M::Ptr>,
+    ) {
         match self {
-            Held::Arena(s) => s.release(request, grant),
-            Held::Planned(s) => s.release(request, grant),
-            Held::Dyn(s) => dyn_release(s, request.bytes, request.align, request.tag, grant),
+            Held::Arena(s) => s.release_bytes(bytes, grant),
+            Held::Planned(s) => s.release_grant(grant),
+            Held::Dyn(s) => dyn_release(s, bytes, align(), tag, grant),
         }
     }
 

@@ -597,6 +597,20 @@ impl<M: Memory> Planned<M> {
         self.slabs[phase].live.is_empty() && !on_plan_live
     }
 
+    /// [`ScratchPool::release`], which needs only the grant.
+    #[inline]
+    pub(crate) fn release_grant(&mut self, grant: &Grant<M::Ptr>) {
+        // While on plan, every slab lease of the step's phase was served on
+        // plan in this step (the step begins on plan only with no lease
+        // live in that slab): on time if released at its measured clock.
+        let token = grant.token;
+        if token & !LAST_MASK == self.on_plan_token && token & LAST_MASK == self.clock {
+            self.clock += 1;
+            return;
+        }
+        self.release_off_plan(grant);
+    }
+
     /// An acquire that the plan did not foresee, or one off plan: the next
     /// placement if it is free of every live lease of the slab, else the
     /// fallback. (Out of line, the request in registers: see
@@ -782,15 +796,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
 
     #[inline]
     fn release(&mut self, _request: Request, grant: &Grant<M::Ptr>) {
-        // While on plan, every slab lease of the step's phase was served on
-        // plan in this step (the step begins on plan only with no lease
-        // live in that slab): on time if released at its measured clock.
-        let token = grant.token;
-        if token & !LAST_MASK == self.on_plan_token && token & LAST_MASK == self.clock {
-            self.clock += 1;
-            return;
-        }
-        self.release_off_plan(grant);
+        self.release_grant(grant);
     }
 
     fn begin_step(&mut self, phase: Phase, tokens: usize) {
