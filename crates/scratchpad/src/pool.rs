@@ -277,7 +277,9 @@ const NIL: u32 = u32::MAX;
 const NO_PHASE: usize = 2;
 
 /// One live lease (or, with `depth == VACANT`, a free slot linked through
-/// `next_free`), as the core remembers it.
+/// `next_free`), as the core remembers it. The grant first: its address is
+/// the entry's, one register for both on the fast paths.
+#[repr(C)]
 struct LiveEntry<P> {
     grant: Grant<P>,
     /// The request, field by field. Release reads `bytes` and `tag` only
@@ -310,6 +312,14 @@ struct TagCounters {
     acquires: u64,
     live_bytes: usize,
     peak_live_bytes: usize,
+}
+
+impl TagCounters {
+    #[cold]
+    #[inline(never)]
+    fn new_peak(&mut self) {
+        self.peak_live_bytes = self.live_bytes;
+    }
 }
 
 /// The state behind a [`Pool`]: the strategy, the table of live leases,
@@ -457,7 +467,11 @@ impl<M: Memory> Core<M> {
         let counters = self.tag_counters(tag);
         counters.acquires += 1;
         counters.live_bytes += bytes;
-        counters.peak_live_bytes = counters.peak_live_bytes.max(counters.live_bytes);
+        if counters.live_bytes > counters.peak_live_bytes {
+            // A branch, not a conditional move: after warm-up a tag's peak
+            // rarely moves, and the store is skipped.
+            counters.new_peak();
+        }
         Ok((slot, ptr, fresh))
     }
 

@@ -63,7 +63,8 @@ impl Record {
 }
 
 /// Where the n-th request of a step goes, and when the measured step
-/// acquired and released it (its record's `first` and `last`).
+/// acquired and released it (its record's `first` and `last`, `last` at
+/// most [`LAST_MASK`], which also stands for a lease measured open).
 #[derive(Clone, Copy, Debug)]
 struct Placement {
     offset: usize,
@@ -170,7 +171,7 @@ impl Plan {
                 offset,
                 bytes: r.bytes,
                 first: r.first,
-                last: r.last,
+                last: r.last.min(LAST_MASK),
             })
             .collect();
         let slab_bytes = placements
@@ -178,7 +179,12 @@ impl Plan {
             .map(|p| p.offset.saturating_add(p.bytes))
             .max()
             .unwrap_or(0);
-        let verified = Plan::disjoint(&placements, slab_bytes);
+        // A step of 2^29 events or more is never served on plan: its
+        // clocks do not fit a token.
+        let clocks_fit = records
+            .iter()
+            .all(|r| r.first < LAST_MASK && (r.last == OPEN || r.last < LAST_MASK));
+        let verified = clocks_fit && Plan::disjoint(&placements, slab_bytes);
         Plan {
             placements,
             slab_bytes,
@@ -188,18 +194,14 @@ impl Plan {
 
     /// Whether the placements can serve a step on plan: each inside
     /// `slab_bytes` (below `isize::MAX`) at a multiple of 64; every event
-    /// time distinct and below [`LAST_MASK`] (one clock tick per event, no
-    /// saturation, room in a token); and no two placements live at once sharing a byte. A
-    /// sweep over the events in time order with the live ranges by offset,
-    /// O(n log n).
+    /// time distinct (one clock tick per event: the caller has checked that
+    /// they are below [`LAST_MASK`], so none saturated); and no two
+    /// placements live at once sharing a byte. A sweep over the events in
+    /// time order with the live ranges by offset, O(n log n).
     fn disjoint(placements: &[Placement], slab_bytes: usize) -> bool {
         use std::collections::BTreeMap;
         if slab_bytes > isize::MAX as usize
-            || placements.iter().any(|p| {
-                p.offset % BLOCK_ALIGN != 0
-                    || p.first >= LAST_MASK
-                    || (p.last != OPEN && p.last >= LAST_MASK)
-            })
+            || placements.iter().any(|p| p.offset % BLOCK_ALIGN != 0)
         {
             return false;
         }
@@ -207,7 +209,7 @@ impl Plan {
         let mut events: Vec<(u32, usize, bool)> = Vec::with_capacity(2 * placements.len());
         for (i, p) in placements.iter().enumerate() {
             events.push((p.first, i, true));
-            if p.last != OPEN {
+            if p.last != LAST_MASK {
                 events.push((p.last, i, false));
             }
         }
@@ -784,8 +786,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                     base: self.plan_base,
                     offset: p.offset,
                     capacity: request.bytes,
-                    // A verified plan's clocks are below `LAST_MASK`.
-                    token: self.on_plan_token | (p.last & LAST_MASK),
+                    token: self.on_plan_token | p.last,
                     fresh: false,
                 };
                 return Ok(());
