@@ -447,6 +447,7 @@ pub struct Planned<M: Memory> {
     records: Vec<Record>,
     /// The event clock: of the measuring step (each acquire and each
     /// release of one of its leases ticks it), or of a step served on plan.
+    /// At most [`LAST_MASK`].
     clock: u32,
     /// The number of the current measurement's first record.
     record_base: u32,
@@ -592,6 +593,13 @@ impl<M: Memory> Planned<M> {
         self.plans[self.plan_index].plan.placements = std::mem::take(&mut self.serving);
     }
 
+    /// Advances the measuring clock, which stops at [`LAST_MASK`]: the
+    /// clock never exceeds it, so `on_plan_token` while off plan
+    /// ([`OFF_PLAN_TOKEN`]) matches no token in `release_grant`.
+    fn tick(&mut self) {
+        self.clock = (self.clock + 1).min(LAST_MASK);
+    }
+
     /// True when the slab of `phase` holds no live lease.
     fn slab_idle(&self, phase: usize) -> bool {
         let on_plan_live =
@@ -606,7 +614,11 @@ impl<M: Memory> Planned<M> {
         // plan in this step (the step begins on plan only with no lease
         // live in that slab): on time if released at its measured clock.
         let token = grant.token;
-        if token & !LAST_MASK == self.on_plan_token && token & LAST_MASK == self.clock {
+        // `on_plan_token` has no clock bits, and the clock is at most
+        // `LAST_MASK`: equal exactly when the token is `on_plan_token`'s
+        // and due now. (Off plan, `OFF_PLAN_TOKEN`'s top bits are no
+        // token's.)
+        if token ^ self.on_plan_token == self.clock {
             self.clock += 1;
             return;
         }
@@ -670,7 +682,7 @@ impl<M: Memory> Planned<M> {
             let record = (grant.token & RECORD_MASK).wrapping_sub(self.record_base) & RECORD_MASK;
             if let Some(r) = self.records.get_mut(record as usize) {
                 r.last = self.clock;
-                self.clock = self.clock.saturating_add(1);
+                self.tick();
             }
         }
         self.fallback.release(
@@ -707,7 +719,7 @@ impl<M: Memory> Planned<M> {
                     });
                     grant.token = MEASURED | (self.record_base.wrapping_add(record) & RECORD_MASK);
                 }
-                self.clock = self.clock.saturating_add(1);
+                self.tick();
                 return Ok(());
             }
             if let Some(active) = self.active {
