@@ -8,12 +8,13 @@
 //! `cargo bench -p scratchpad-benches --bench decode`
 //!
 //! Ids: `decode/<model>/<threads>t` (one token through the model at
-//! positions cycling over the context, `planned` pool); throughput in bytes
-//! of weights. Printed first: the best-of-30 ceiling, and the ratios that
-//! count, from read passes and decode tokens alternated for 100 rounds on
-//! one and on two threads (best of each; at two, the read is split in two
-//! halves read at once, as the gemv splits its rows), since this VM's
-//! bandwidth drifts between seconds.
+//! positions cycling over the context, `planned` pool, on a `Team` as the
+//! CLI runs it); throughput in bytes of weights. Printed first: the
+//! best-of-30 ceiling, and the ratios that count, from read passes and
+//! decode tokens alternated for 100 rounds (best of each) at one thread,
+//! at two in a rayon pool, and at two on a team; at two, the read is split
+//! in two halves read at once by the same workers, as the gemv splits its
+//! rows. Alternated, since this VM's bandwidth drifts between seconds.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -21,14 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rayon::prelude::*;
 use scratchpad::{HostMemory, Pool, PoolOptions};
 use scratchpad_benches::{floats, huge_page_floats, thread_pool};
-use scratchpad_cpu::{CEILING_BYTES, Isa, read_bandwidth, sum};
+use scratchpad_cpu::{CEILING_BYTES, Isa, Team, read_bandwidth, run_parts, sum};
 use scratchpad_model::{BOS, Checkpoint, CpuBackend, Transformer, synthetic};
 
 /// Times `iters` decode tokens (or returns the best single token of
-/// `best_of` when given) on a worker of a pool of `threads`.
+/// `best_of` when given) on a worker of a pool of `threads`, with a team
+/// of `threads` installed, as the CLI runs them.
 fn decode_time(
     model: &Arc<Checkpoint>,
     threads: usize,
@@ -37,33 +38,37 @@ fn decode_time(
 ) -> Duration {
     let model = model.clone();
     thread_pool(threads).install(move || {
-        let scratch = Pool::with_strategy("planned", HostMemory, &PoolOptions::default()).unwrap();
-        let seq_len = model.config().seq_len;
-        let mut t = Transformer::new(CpuBackend::new(model, scratch));
-        t.reserve(1, seq_len - 1).unwrap();
-        let mut pos = 0;
-        let mut step = |t: &mut Transformer<CpuBackend>| {
-            black_box(t.forward(BOS, pos).unwrap());
-            pos = (pos + 1) % seq_len;
-        };
-        step(&mut t);
-        match best_of {
-            Some(n) => (0..n)
-                .map(|_| {
+        let team = Team::new(threads).expect("a team");
+        team.install(|| {
+            let scratch =
+                Pool::with_strategy("planned", HostMemory, &PoolOptions::default()).unwrap();
+            let seq_len = model.config().seq_len;
+            let mut t = Transformer::new(CpuBackend::new(model, scratch));
+            t.reserve(1, seq_len - 1).unwrap();
+            let mut pos = 0;
+            let mut step = |t: &mut Transformer<CpuBackend>| {
+                black_box(t.forward(BOS, pos).unwrap());
+                pos = (pos + 1) % seq_len;
+            };
+            step(&mut t);
+            match best_of {
+                Some(n) => (0..n)
+                    .map(|_| {
+                        let start = Instant::now();
+                        step(&mut t);
+                        start.elapsed()
+                    })
+                    .min()
+                    .unwrap(),
+                None => {
                     let start = Instant::now();
-                    step(&mut t);
+                    for _ in 0..iters {
+                        step(&mut t);
+                    }
                     start.elapsed()
-                })
-                .min()
-                .unwrap(),
-            None => {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    step(&mut t);
                 }
-                start.elapsed()
             }
-        }
+        })
     })
 }
 
@@ -71,9 +76,19 @@ fn decode_time(
 /// `rounds` decode tokens, alternated so that both see the same machine:
 /// this VM's bandwidth drifts by a third between seconds, so a ceiling
 /// measured before the decode says more about the moment than the code.
-fn interleaved_best_of(model: &Arc<Checkpoint>, rounds: usize, threads: usize) -> (f64, Duration) {
+fn interleaved_best_of(
+    model: &Arc<Checkpoint>,
+    rounds: usize,
+    threads: usize,
+    team: bool,
+) -> (f64, Duration) {
     let model = model.clone();
     thread_pool(threads).install(move || {
+        let team = team.then(|| Team::new(threads).expect("a team"));
+        let in_team = |f: &mut dyn FnMut()| match &team {
+            Some(team) => team.install(f),
+            None => f(),
+        };
         let isa = Isa::detect();
         let map = huge_page_floats(CEILING_BYTES / 4, |i| (i % 7) as f32);
         let buffer = floats(&map);
@@ -85,16 +100,23 @@ fn interleaved_best_of(model: &Arc<Checkpoint>, rounds: usize, threads: usize) -
         for round in 0..rounds + 1 {
             // The read split into one contiguous part per worker, as
             // the gemv splits its rows.
+            // On the team when there is one, as the decode: its helpers
+            // spin between jobs, and a read split by rayon would share the
+            // cores with them.
             let start = Instant::now();
             let part = buffer.len().div_ceil(threads);
-            let total: f32 = buffer
-                .par_chunks(part)
-                .map(|p| sum(black_box(p), isa))
-                .sum();
-            black_box(total);
+            in_team(&mut || {
+                run_parts(threads, |p| {
+                    let chunk =
+                        &buffer[(p * part).min(buffer.len())..((p + 1) * part).min(buffer.len())];
+                    black_box(sum(black_box(chunk), isa));
+                })
+            });
             let read = (buffer.len() * 4) as f64 / start.elapsed().as_secs_f64() / 1e9;
             let start = Instant::now();
-            black_box(t.forward(BOS, round % seq_len).unwrap());
+            in_team(&mut || {
+                black_box(t.forward(BOS, round % seq_len).unwrap());
+            });
             let decode = start.elapsed();
             // Round 0 warms both up.
             if round > 0 {
@@ -118,13 +140,14 @@ fn bench(c: &mut Criterion) {
         ceiling.gb_per_s(),
         ceiling.gb_per_s() * 1e9 / bytes as f64
     );
-    for threads in [1, 2] {
-        let (read_best, decode_best) = interleaved_best_of(&synth, 100, threads);
+    for (threads, team) in [(1, false), (2, false), (2, true)] {
+        let (read_best, decode_best) = interleaved_best_of(&synth, 100, threads, team);
         let ceiling_tps = read_best * 1e9 / bytes as f64;
         let tps = 1.0 / decode_best.as_secs_f64();
         eprintln!(
-            "interleaved, {threads} thread(s), best of 100 each: read {read_best:.2} GB/s = {ceiling_tps:.0} tok/s; decode synth-15m {tps:.0} tok/s = {:.0}% of the ceiling",
-            100.0 * tps / ceiling_tps
+            "interleaved, {threads} thread(s){}, best of 100 each: read {read_best:.2} GB/s = {ceiling_tps:.0} tok/s; decode synth-15m {tps:.0} tok/s = {:.0}% of the ceiling",
+            if team { " (team)" } else { "" },
+            100.0 * tps / ceiling_tps,
         );
     }
 

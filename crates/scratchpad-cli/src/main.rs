@@ -20,8 +20,8 @@ use scratchpad::{
     Trace,
 };
 use scratchpad_model::{
-    BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Tokenizer, Transformer,
-    check_memory, check_memory_copied, generate, synthetic,
+    BOS, Checkpoint, CudaOptions, DeviceChoice, Engine, Matmul, Sampler, Team, Tokenizer,
+    Transformer, check_memory, check_memory_copied, generate, synthetic,
 };
 
 /// Every heap allocation of the process is counted: `compare` reports them.
@@ -523,6 +523,19 @@ fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
         .context("starting the worker threads")
 }
 
+/// Runs `f` on a worker of `pool` with a team of as many threads installed:
+/// the decode step's kernels split on the team's spinning helpers (see
+/// `Team`), the prefill's on the rayon pool.
+fn install<R: Send>(
+    pool: &rayon::ThreadPool,
+    f: impl FnOnce() -> anyhow::Result<R> + Send,
+) -> anyhow::Result<R> {
+    pool.install(|| {
+        let team = Team::new(pool.current_num_threads()).context("starting the worker threads")?;
+        team.install(f)
+    })
+}
+
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
         bail!(
@@ -600,7 +613,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     });
     let mut sampler = Sampler::new(config.vocab_size, args.temperature, args.top_p, seed);
     let pool = thread_pool(args.threads)?;
-    let generation = pool.install(move || -> anyhow::Result<_> {
+    let generation = install(&pool, move || -> anyhow::Result<_> {
         let run = Run {
             tokenizer: tokenizer.as_ref(),
             sampler: &mut sampler,
@@ -645,7 +658,7 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let workload = args.workload.workload(args.plant_allocation)?;
     let progress = report::progress((repeat * names.len()) as u64);
-    let runs = pool.install(|| -> anyhow::Result<Vec<Vec<compare::Run>>> {
+    let runs = install(&pool, || -> anyhow::Result<Vec<Vec<compare::Run>>> {
         let mut runs: Vec<Vec<compare::Run>> =
             names.iter().map(|_| Vec::with_capacity(repeat)).collect();
         for _ in 0..repeat {
@@ -705,7 +718,9 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
         // The memory maps come from the trace of one more run, replayed
         // through each strategy over host memory.
         let mut trace = None;
-        pool.install(|| compare::run_once(&workload, &names[0], &engine, Some(&mut trace)))?;
+        install(&pool, || {
+            compare::run_once(&workload, &names[0], &engine, Some(&mut trace))
+        })?;
         let trace = trace.context("the run recorded no trace")?;
         let maps = names
             .iter()
@@ -758,7 +773,9 @@ fn run_churn(args: &CompareArgs, json_out: Option<&OutputPath>) -> anyhow::Resul
     let threads = pool.current_num_threads();
     let model = Arc::new(w.model.load("synth-260k")?);
     let lengths = args.churn_lengths.clone();
-    let rows = pool.install(|| compare::churn(&model, &names, &options, &lengths, &engine))?;
+    let rows = install(&pool, || {
+        compare::churn(&model, &names, &options, &lengths, &engine)
+    })?;
     compare::print_churn(&rows, &lengths, args.wide, &mut std::io::stdout().lock())?;
     if let Some(path) = json_out {
         let json = report::churn_json(&model, threads, &options, &rows);
@@ -782,7 +799,9 @@ fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
         .engine(std::slice::from_ref(&args.pool))?;
     let pool = thread_pool(args.workload.threads)?;
     let mut trace = None;
-    pool.install(|| compare::run_once(&workload, &args.pool, &engine, Some(&mut trace)))?;
+    install(&pool, || {
+        compare::run_once(&workload, &args.pool, &engine, Some(&mut trace))
+    })?;
     let trace = trace.context("the run recorded no trace")?;
     let [prefill, decode] = trace.phase_lower_bounds()?;
     trace.write_to(&out)?;

@@ -8,6 +8,8 @@
 
 use ndarray::{ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
+
+use crate::team::Disjoint;
 use scratchpad::{ExecutionContext, HostMemory, ScratchError, ScratchReq, tag};
 
 use crate::Isa;
@@ -481,9 +483,8 @@ pub fn attention(
         scale,
     };
     let sizes = attention_leases(params);
-    let parallel = rayon::current_num_threads() > 1
-        && n_heads > 1
-        && sizes.scores * head_dim >= PARALLEL_MIN_WORK;
+    let parallel =
+        crate::parts() > 1 && n_heads > 1 && sizes.scores * head_dim >= PARALLEL_MIN_WORK;
     ctx.scratch.scope(|s| {
         let mut scores = s.acquire::<f32>(sizes.scores, tag!("attn.scratch"))?;
         let mut heads_out = s.acquire::<f32>(sizes.heads_out, tag!("attn.scratch"))?;
@@ -492,27 +493,31 @@ pub fn attention(
             // One query: heads are contiguous in `out`; each worker takes a
             // contiguous range of heads and reads the cache rows in order.
             let workers = if parallel {
-                rayon::current_num_threads().min(n_heads)
+                crate::parts().min(n_heads)
             } else {
                 1
             };
             let per_worker = n_heads.div_ceil(workers);
-            let work = scores
-                .par_chunks_mut(per_worker * ctx_len)
-                .zip(out.par_chunks_mut(per_worker * head_dim));
-            if sizes.keys_t > 0 {
-                // One transposed key block per worker.
-                work.zip(keys_t.par_chunks_mut(sizes.keys_t / n_heads))
-                    .enumerate()
-                    .with_max_len(1)
-                    .for_each(|(w, ((sc, o), kt))| {
-                        heads.run_decode_on(isa, w * per_worker, sc, o, kt)
-                    });
-            } else {
-                work.enumerate().with_max_len(1).for_each(|(w, (sc, o))| {
-                    heads.run_decode_on(isa, w * per_worker, sc, o, &mut [])
-                });
-            }
+            let (sc_len, o_len) = (per_worker * ctx_len, per_worker * head_dim);
+            // One transposed key block per worker.
+            let kt_len = sizes.keys_t / n_heads;
+            let (scores, out, keys_t) = (
+                Disjoint::new(&mut scores),
+                Disjoint::new(out),
+                Disjoint::new(&mut keys_t),
+            );
+            crate::run_parts(n_heads.div_ceil(per_worker), |w| {
+                // SAFETY: worker `w` takes the `w`-th block of each, so no
+                // two workers' ranges overlap.
+                let (sc, o, kt) = unsafe {
+                    (
+                        scores.range(w * sc_len, (w + 1) * sc_len),
+                        out.range(w * o_len, (w + 1) * o_len),
+                        keys_t.range(w * kt_len, (w + 1) * kt_len),
+                    )
+                };
+                heads.run_decode_on(isa, w * per_worker, sc, o, kt)
+            });
             return Ok(());
         }
         let (score_rows, out_rows) = (n_queries * ctx_len, n_queries * head_dim);

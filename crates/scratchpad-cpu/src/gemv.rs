@@ -3,10 +3,10 @@
 //! one accumulator chain each, the widest loads the CPU has, and rayon
 //! across row blocks when the matrix is large enough to pay for a fan-out.
 
-use rayon::prelude::*;
 use scratchpad::{ExecutionContext, HostMemory, ScratchReq};
 
 use crate::Isa;
+use crate::team::Disjoint;
 
 /// Shape and path of a [`gemv`]: `y (m) = W (m, k) · x (k)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,25 +60,23 @@ pub fn gemv(
     assert_eq!(x.len(), k, "gemv: x must hold k elements");
     assert_eq!(y.len(), m, "gemv: y must hold m elements");
     isa.assert_supported();
-    let threads = rayon::current_num_threads();
+    let threads = crate::parts();
     if threads == 1 || m * k < PARALLEL_MIN_ELEMS || m < 8 {
         rows(isa, w, x, y, k);
         return;
     }
-    // A few blocks per thread, in multiples of four rows.
-    let block = m.div_ceil(threads * 4).next_multiple_of(4).max(4);
-    y.par_chunks_mut(block)
-        .enumerate()
-        .for_each(|(idx, y_block)| {
-            let first = idx * block;
-            rows(
-                isa,
-                &w[first * k..(first + y_block.len()) * k],
-                x,
-                y_block,
-                k,
-            );
-        });
+    // One contiguous block of rows per thread, in multiples of four rows:
+    // the product streams its matrix, so equal shares finish together.
+    let block = m.div_ceil(threads).next_multiple_of(4).max(4);
+    let parts = m.div_ceil(block);
+    let y_parts = Disjoint::new(y);
+    crate::run_parts(parts, |part| {
+        let first = part * block;
+        let last = (first + block).min(m);
+        // SAFETY: parts are disjoint row ranges of `y`, each run once.
+        let y_block = unsafe { y_parts.range(first, last) };
+        rows(isa, &w[first * k..last * k], x, y_block, k);
+    });
 }
 
 /// `y = W x` for the rows of `w` on this thread.

@@ -23,6 +23,7 @@ mod packing;
 mod residual;
 mod rope;
 mod softmax;
+mod team;
 
 pub use activation::swiglu;
 pub use attention::{Attention, attention, attention_scratch};
@@ -36,3 +37,4 @@ pub use norm::{RMS_NORM_EPS, rms_norm};
 pub use residual::add_residual;
 pub use rope::{Rope, apply_rope, rope, rope_rotation, rope_scratch, rope_table, rope_table_len};
 pub use softmax::softmax;
+pub use team::{Team, parts, run_parts};

@@ -1,7 +1,8 @@
 //! Exactly zero heap allocations per call after warm-up, for every kernel,
-//! under every strategy but `noop`, at one and two threads, counted by
-//! `CountingAlloc` in this binary alone (`harness = false`). The kernels run
-//! inside one long-lived rayon `install`, as a generation loop does.
+//! under every strategy but `noop`, at one and two threads (in a rayon pool,
+//! and on a [`Team`]), counted by `CountingAlloc` in this binary alone
+//! (`harness = false`). The kernels run inside one long-lived rayon
+//! `install` (and team `install`), as a generation loop does.
 
 use scratchpad::{
     AllocCounts, CountingAlloc, ExecutionContext, HostMemory, Phase, Pool, PoolOptions,
@@ -177,29 +178,37 @@ fn run_kernels(ctx: &ExecutionContext<HostMemory>, d: &mut Data, counts: &mut [u
 fn main() {
     let (mut passed, mut failed) = (0, 0);
     let mut data = Data::new();
-    for threads in [1, 2] {
+    for (threads, team) in [(1, false), (2, false), (2, true)] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
+        let team = team.then(|| Team::new(threads).unwrap());
+        let on = if team.is_some() { " team" } else { "" };
         for name in STRATEGY_NAMES {
             let counts = pool.install(|| {
-                let ctx = ExecutionContext::new(
-                    Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap(),
-                );
-                let mut counts = [0u64; 11];
-                for _ in 0..3 {
-                    ctx.scratch.step(Phase::Prefill, |_| {
-                        run_kernels(&ctx, &mut data, &mut counts)
-                    });
+                let mut run = || {
+                    let ctx = ExecutionContext::new(
+                        Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap(),
+                    );
+                    let mut counts = [0u64; 11];
+                    for _ in 0..3 {
+                        ctx.scratch.step(Phase::Prefill, |_| {
+                            run_kernels(&ctx, &mut data, &mut counts)
+                        });
+                    }
+                    counts = [0; 11];
+                    for _ in 0..20 {
+                        ctx.scratch.step(Phase::Prefill, |_| {
+                            run_kernels(&ctx, &mut data, &mut counts)
+                        });
+                    }
+                    counts
+                };
+                match &team {
+                    Some(team) => team.install(run),
+                    None => run(),
                 }
-                counts = [0; 11];
-                for _ in 0..20 {
-                    ctx.scratch.step(Phase::Prefill, |_| {
-                        run_kernels(&ctx, &mut data, &mut counts)
-                    });
-                }
-                counts
             });
             for (kernel, &n) in KERNELS.iter().zip(&counts) {
                 let noop = name.starts_with("noop");
@@ -212,7 +221,7 @@ fn main() {
                 let ok = if noop && leases { n > 0 } else { n == 0 };
                 if !ok || (noop && leases) {
                     println!(
-                        "{name:<13} {threads}t {kernel:<20} {n:>6} allocations in 20 calls ... {}",
+                        "{name:<13} {threads}t{on:<5} {kernel:<20} {n:>6} allocations in 20 calls ... {}",
                         if ok { "ok" } else { "FAILED" }
                     );
                 }

@@ -37,6 +37,7 @@ pub use error::ModelError;
 pub use generate::{Generation, generate};
 pub use llama::Llama;
 pub use sampler::{Sampler, argmax, argmax_finite};
+pub use scratchpad_cpu::Team;
 pub use scratchpad_cuda::Matmul;
 pub use tokenizer::{BOS, EOS, Tokenizer, printable};
 pub use transformer::Transformer;

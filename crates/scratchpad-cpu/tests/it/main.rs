@@ -9,3 +9,4 @@ mod pointwise;
 mod rope;
 mod scratch;
 mod support;
+mod team;

@@ -27,14 +27,23 @@ pub fn context() -> ExecutionContext<HostMemory> {
     ExecutionContext::new(pool)
 }
 
-/// Runs `f` inside a rayon pool of one thread and one of two.
+/// Runs `f` inside a rayon pool of one thread, one of two, and one of two
+/// with a team of two installed (the kernels then split on the team).
 pub fn with_threads(mut f: impl FnMut(usize) + Send) {
-    for threads in [1, 2] {
+    for (threads, team) in [(1, false), (2, false), (2, true)] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| f(threads));
+        pool.install(|| {
+            if team {
+                scratchpad_cpu::Team::new(threads)
+                    .unwrap()
+                    .install(|| f(threads));
+            } else {
+                f(threads);
+            }
+        });
     }
 }
 
