@@ -5,9 +5,11 @@
 //!
 //! SIMD paths (AVX-512F, AVX2 + FMA, portable) are chosen at run time
 //! ([`Isa::detect`], `SCRATCHPAD_SIMD`), never by `-C target-cpu=native`,
-//! and can be forced per call. Parallel kernels use rayon's join-based
-//! iterators in the caller's pool: run a whole generation loop inside one
-//! `ThreadPool::install` and they allocate nothing.
+//! and can be forced per call. Parallel kernels split their work on the
+//! [`Team`] installed on the calling thread (the decode step's kernels), else
+//! with rayon's join-based iterators in the caller's pool: run a whole
+//! generation loop inside one `ThreadPool::install` (and `Team::install`)
+//! and they allocate nothing.
 
 mod activation;
 mod attention;

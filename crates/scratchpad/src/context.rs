@@ -10,9 +10,10 @@ use crate::{Memory, Pool};
 /// It holds the pool and nothing else on purpose: the other execution
 /// resources already travel with what a kernel is given. A CUDA memory
 /// carries its stream, so a pool on it launches on that stream; the CPU
-/// kernels split their work in the caller's rayon pool (one `install`
-/// around a generation loop keeps them allocation-free). A thread count or
-/// a SIMD path stored here would be a second source of truth beside those.
+/// kernels split their work on the team installed on the calling thread,
+/// else in the caller's rayon pool (one `install` around a generation loop
+/// keeps them allocation-free). A thread count or a SIMD path stored here
+/// would be a second source of truth beside those.
 pub struct ExecutionContext<M: Memory> {
     /// The pool every short-lived intermediate buffer is leased from.
     pub scratch: Pool<M>,

@@ -581,6 +581,8 @@ impl<M: Memory> Planned<M> {
             return;
         }
         self.on_plan_token = OFF_PLAN_TOKEN;
+        // Every acquire of the step so far was served on plan.
+        self.counters.hits += self.step_index as u64;
         let slab = &mut self.slabs[self.plan_phase];
         // Acquires less releases: the leases still live.
         if 2 * self.step_index > self.clock as usize {
@@ -783,17 +785,18 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     #[inline]
     fn acquire(&mut self, request: Request, grant: &mut Grant<M::Ptr>) -> Result<(), ScratchError> {
         // On plan: the next placement, if the request comes when it was
-        // measured and fits.
+        // measured and fits. (Its offset is a multiple of 64, checked when
+        // the plan was built, and no request asks for more alignment. Each
+        // acquire on plan is a hit; `leave_plan` counts them.)
         if self.on_plan {
             let index = self.step_index;
             if let Some(p) = self.serving.get(index)
                 && p.first == self.clock
                 && request.bytes <= p.bytes
-                && p.offset & (request.align as usize - 1) == 0
             {
+                debug_assert!(p.offset % request.align as usize == 0);
                 self.step_index = index + 1;
                 self.clock += 1;
-                self.counters.hits += 1;
                 *grant = Grant {
                     base: self.plan_base,
                     offset: p.offset,
@@ -911,6 +914,10 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         let mut stats = self
             .counters
             .report(&self.backing, self.fallback.retained_bytes() + idle);
+        if self.on_plan {
+            // Not yet counted: see `leave_plan`.
+            stats.hits += self.step_index as u64;
+        }
         stats.phase_exclusive_bytes = [self.slabs[0].bytes, self.slabs[1].bytes];
         // An idle slab serves any request of its phase; else the fallback's
         // largest idle buffer.
