@@ -236,7 +236,7 @@ pub fn run_parts(n: usize, f: impl Fn(usize) + Sync) {
             return team.run(&f);
         }
     }
-    (0..n).into_par_iter().for_each(|part| f(part));
+    (0..n).into_par_iter().for_each(&f);
 }
 
 /// A slice shared by the parts of a job, each taking its own range.
