@@ -760,19 +760,17 @@ impl<M: Memory> Planned<M> {
     }
 }
 
-// SAFETY: slab grants are `[offset, offset + bytes)` inside their phase's
-// slab, with offsets multiples of 64, and free of every live lease of that
-// slab when granted. Off plan, the range is checked against the slab's live
-// list. On plan, the live leases are exactly the plan's at this clock: the
-// step began with none live in the slab, and every acquire and release so
-// far came at the clock its placement was measured at (each clock value is
-// one event, `Plan::disjoint`); the plan gives leases live at once disjoint
-// ranges inside `slab_bytes` (checked when built), and the slab is at least
-// that large. Leaving the plan, which every call that could change this
-// does first (`begin_step`, `end_step`, `remeasure`, `trim`), puts the live
-// ones in the list. A slab is freed only when no lease lives in it. Every
-// other grant comes from the best-fit free list, which hands out whole idle
-// or fresh buffers (see `BestFit`).
+// SAFETY: slab grants lie inside their phase's slab at multiples of 64, free
+// of every live lease of that slab when granted: off plan, checked against
+// the slab's live list; on plan, the live leases are exactly the plan's at
+// this clock (the step began with none live in the slab, every event so far
+// came at its measured clock, one event per clock value), and the plan gives
+// leases live at once disjoint ranges inside `slab_bytes`, checked when built
+// (`Plan::disjoint`), the slab being at least that large. `begin_step`,
+// `end_step`, `remeasure` and `trim` leave the plan first, putting the live
+// leases in the list. A slab is freed only when no lease lives in it. Other
+// grants come from the best-fit free list, which hands out whole idle or
+// fresh buffers (see `BestFit`).
 unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
     fn name(&self) -> &'static str {
         INFO.name
