@@ -55,9 +55,15 @@ struct Shared {
 /// Helper threads (one fewer than the team's size) that run the parts of
 /// the kernels called inside [`Team::install`]. Dropping the team stops
 /// and joins them.
+///
+/// Not `Sync`: one job at a time, handed out by the one thread that holds
+/// the team; a job started from inside a part of another (on the caller's
+/// thread) runs its parts there, one after the other.
 pub struct Team {
     shared: Arc<Shared>,
     helpers: Vec<(Thread, JoinHandle<()>)>,
+    /// A job is running: a nested one must not reuse the helpers.
+    busy: Cell<bool>,
 }
 
 thread_local! {
@@ -87,7 +93,11 @@ impl Team {
                 .spawn(move || helper(&shared, idx))?;
             helpers.push((handle.thread().clone(), handle));
         }
-        Ok(Team { shared, helpers })
+        Ok(Team {
+            shared,
+            helpers,
+            busy: Cell::new(false),
+        })
     }
 
     /// The team's size: its helpers and the calling thread.
@@ -121,6 +131,11 @@ impl Team {
         if self.helpers.is_empty() {
             return f(0);
         }
+        if self.busy.replace(true) {
+            // Nested in a part of a job still running: the helpers are
+            // taken, and the shared job slot with them.
+            return (0..self.threads()).for_each(f);
+        }
         let shared = &*self.shared;
         let job = Job {
             data: &f as *const &(dyn Fn(usize) + Sync) as *const (),
@@ -140,17 +155,23 @@ impl Team {
             }
         }
         // The job lives on this stack: wait for the helpers even if part 0
-        // unwinds.
-        struct Wait<'a>(&'a Shared);
+        // unwinds (then a helper's panic, if any, is dropped: one is
+        // already unwinding).
+        struct Wait<'a>(&'a Team);
         impl Drop for Wait<'_> {
             fn drop(&mut self) {
-                while self.0.pending.load(Ordering::Acquire) != 0 {
+                let shared = &*self.0.shared;
+                while shared.pending.load(Ordering::Acquire) != 0 {
                     std::hint::spin_loop();
+                }
+                self.0.busy.set(false);
+                if thread::panicking() {
+                    shared.panicked.store(false, Ordering::Relaxed);
                 }
             }
         }
         {
-            let _wait = Wait(shared);
+            let _wait = Wait(self);
             f(0);
         }
         if shared.panicked.swap(false, Ordering::Relaxed) {

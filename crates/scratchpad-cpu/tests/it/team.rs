@@ -121,3 +121,48 @@ fn helpers_asleep_between_jobs_wake_for_the_next() {
         }
     });
 }
+
+#[test]
+fn a_job_started_inside_a_part_runs_every_part_once() {
+    let team = Team::new(2).unwrap();
+    team.install(|| {
+        for _ in 0..100 {
+            let outer = AtomicUsize::new(0);
+            let inner = AtomicUsize::new(0);
+            run_parts(2, |_| {
+                outer.fetch_add(1, Ordering::Relaxed);
+                // On the caller's thread the team is installed and busy; on
+                // the helper's, none is: both run all of their parts.
+                run_parts(2, |_| {
+                    inner.fetch_add(1, Ordering::Relaxed);
+                });
+            });
+            assert_eq!(outer.into_inner(), 2);
+            assert_eq!(inner.into_inner(), 4);
+        }
+    });
+}
+
+#[test]
+fn a_panic_in_the_callers_part_waits_for_the_helpers_and_leaves_no_trace() {
+    let team = Team::new(2).unwrap();
+    team.install(|| {
+        let caught = std::panic::catch_unwind(|| {
+            run_parts(2, |part| {
+                if part == 0 {
+                    panic!("part zero fails");
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                panic!("part one fails too");
+            })
+        });
+        let payload = caught.expect_err("part zero's panic unwinds");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"part zero fails"));
+        // The helper's panic went with it: the next job runs clean.
+        let count = AtomicUsize::new(0);
+        run_parts(2, |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.into_inner(), 2);
+    });
+}
