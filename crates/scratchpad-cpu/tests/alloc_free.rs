@@ -183,10 +183,11 @@ fn main() {
             .num_threads(threads)
             .build()
             .unwrap();
-        let team = team.then(|| Team::new(threads).unwrap());
-        let on = if team.is_some() { " team" } else { "" };
+        let on = if team { " team" } else { "" };
         for name in STRATEGY_NAMES {
             let counts = pool.install(|| {
+                // Started (allocating) before the counting starts.
+                let team = team.then(|| Team::new(threads).unwrap());
                 let mut run = || {
                     let ctx = ExecutionContext::new(
                         Pool::with_strategy(name, HostMemory, &PoolOptions::default()).unwrap(),
