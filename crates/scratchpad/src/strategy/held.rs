@@ -6,7 +6,7 @@
 //! strategies an indirect call, the request and result passed through the
 //! stack, and the reload of the pool's state that an opaque call forces.
 
-use super::{Arena, Planned, PoolOptions, create_strategy};
+use super::{Arena, Planned, PoolOptions, check_options, create_strategy};
 use crate::{Grant, Memory, Phase, Request, ScratchError, ScratchPool, StrategyStats, Tag};
 
 /// A pool's strategy.
@@ -29,13 +29,14 @@ macro_rules! each {
 }
 
 impl<M: Memory> Held<M> {
-    /// The strategy called `name` (see [`create_strategy`], whose checks of
-    /// the name and the options it shares).
+    /// The strategy called `name`, as [`create_strategy`] makes it, with
+    /// the same checks of the name and the options.
     pub(crate) fn create(
         name: &str,
         memory: M,
         options: &PoolOptions,
     ) -> Result<Self, ScratchError> {
+        check_options(options)?;
         if name == super::arena::INFO.name {
             Ok(Held::Arena(Arena::new(memory, options)))
         } else if name == super::planned::INFO.name {

@@ -160,6 +160,17 @@ pub fn create_strategy<M: Memory>(
     memory: M,
     options: &PoolOptions,
 ) -> Result<Box<dyn ScratchPool<M>>, ScratchError> {
+    check_options(options)?;
+    build(name, memory, options).unwrap_or_else(|| {
+        Err(ScratchError::UnknownStrategy {
+            name: name.to_owned(),
+        })
+    })
+}
+
+/// The checks of the options every strategy's creation makes, whichever
+/// reads them.
+pub(crate) fn check_options(options: &PoolOptions) -> Result<(), ScratchError> {
     if options.per_class_cap > size_classed::MAX_PER_CLASS_CAP {
         return Err(ScratchError::InvalidOption {
             option: "per_class_cap",
@@ -167,11 +178,7 @@ pub fn create_strategy<M: Memory>(
             reason: "at most 4096 idle buffers per class are kept",
         });
     }
-    build(name, memory, options).unwrap_or_else(|| {
-        Err(ScratchError::UnknownStrategy {
-            name: name.to_owned(),
-        })
-    })
+    Ok(())
 }
 
 /// `bytes` rounded up to a multiple of `granule` (a power of two), or `None`

@@ -338,19 +338,23 @@ fn errors_name_the_problem_and_never_panic() {
         per_class_cap: 1 << 20,
         ..PoolOptions::default()
     };
-    let invalid = Pool::with_strategy("size-classed", HostMemory, &huge_cap)
-        .err()
-        .unwrap();
-    assert!(
-        matches!(
-            invalid,
-            ScratchError::InvalidOption {
-                option: "per_class_cap",
-                ..
-            }
-        ),
-        "{invalid}"
-    );
+    // Refused by every strategy, also those that do not read it (and those
+    // the pool holds by value).
+    for name in STRATEGY_NAMES {
+        let invalid = Pool::with_strategy(name, HostMemory, &huge_cap)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                invalid,
+                ScratchError::InvalidOption {
+                    option: "per_class_cap",
+                    ..
+                }
+            ),
+            "{name}: {invalid}"
+        );
+    }
     let unknown = Pool::with_strategy("first-fit", HostMemory, &PoolOptions::default())
         .err()
         .unwrap();
