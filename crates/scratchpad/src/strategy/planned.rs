@@ -180,10 +180,12 @@ impl Plan {
             .max()
             .unwrap_or(0);
         // A step of 2^29 events or more is never served on plan: its
-        // clocks do not fit a token.
+        // clocks do not fit a token. (Below `LAST_MASK - 1`, so that the
+        // clock on plan stays below `LAST_MASK`, the due clock of an open
+        // lease.)
         let clocks_fit = records
             .iter()
-            .all(|r| r.first < LAST_MASK && (r.last == OPEN || r.last < LAST_MASK));
+            .all(|r| r.first < LAST_MASK - 1 && (r.last == OPEN || r.last < LAST_MASK - 1));
         let verified = clocks_fit && Plan::disjoint(&placements, slab_bytes);
         Plan {
             placements,
