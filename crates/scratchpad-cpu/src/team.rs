@@ -248,8 +248,12 @@ pub fn parts() -> usize {
 }
 
 /// Runs `f(part)` for every part in `0..n`, in parallel: on the installed
-/// team when `n` is its size, else in the caller's rayon pool.
+/// team when `n` is its size, else in the caller's rayon pool (one part on
+/// the calling thread).
 pub fn run_parts(n: usize, f: impl Fn(usize) + Sync) {
+    if n == 1 {
+        return f(0);
+    }
     if let Some(team) = CURRENT.with(Cell::get) {
         // SAFETY: `install` keeps the team borrowed while it is current.
         let team = unsafe { &*team };
