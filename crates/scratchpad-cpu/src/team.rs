@@ -6,8 +6,9 @@
 //! idle worker yields to the kernel between jobs (`sched_yield`) and then
 //! sleeps; on a two-vCPU VM that cost a tenth of the token's time at two
 //! threads. A team's helpers instead spin on an epoch counter, so handing
-//! them a job is a store and a cache-line transfer, and go to sleep only
-//! after a millisecond without work (after the last token, say).
+//! them a job is a store and a cache-line transfer, and go to sleep after
+//! 50 µs without work (between tokens of a slow sampler, or for the
+//! prefill, which runs in the rayon pool).
 //!
 //! The kernels ask [`parts`] how many parts to split a job into and run it
 //! with [`run_parts`]: on a thread inside [`Team::install`], on the team
@@ -23,10 +24,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-/// How long a helper without work spins before it sleeps: longer than the
-/// gap between two decode tokens of a sampler printing as it goes, short
-/// enough not to hold a core from other work for long.
-const SPIN_BEFORE_SLEEP: Duration = Duration::from_millis(1);
+/// How long a helper without work spins before it sleeps. A helper spinning
+/// holds a core from the rayon workers: with 1 ms, `compare`'s prefill
+/// (rayon's gemm right after a decode token or the classifier on the team)
+/// ran 10–20 % slower, alternated against the build before the team; with
+/// 50 µs, as fast, and decode within noise of 1 ms.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// Spins between two looks at the clock.
 const SPINS_PER_CLOCK: u32 = 256;
 
