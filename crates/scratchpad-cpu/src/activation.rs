@@ -1,7 +1,12 @@
 //! SwiGLU, the Llama feed-forward gate: `gate = silu(gate) ⊙ up`, with
 //! `silu(a) = a · σ(a)`.
 
-/// `gate[i] = silu(gate[i]) * up[i]`, in place.
+use crate::softmax::exp;
+
+/// `gate[i] = silu(gate[i]) * up[i]`, in place. The sigmoid takes the
+/// crate's vectorisable [`exp`] (within 2 ulp), so the loop is a vector
+/// loop rather than a libm call per element (1 % of a synth-15m decode
+/// token on one thread).
 ///
 /// # Panics
 ///
@@ -13,6 +18,6 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
         "swiglu: gate and up must have the same length"
     );
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g * (1.0 / (1.0 + (-*g).exp())) * u;
+        *g = *g * (1.0 / (1.0 + exp(-*g))) * u;
     }
 }
