@@ -453,26 +453,24 @@ pub struct Planned<M: Memory> {
     clock: u32,
     /// The number of the current measurement's first record.
     record_base: u32,
-    /// True while the served step has followed its plan event for event:
-    /// its `step_index`-th acquire came at the clock its placement was
-    /// measured at, and so did every release. Its leases are then exactly
-    /// the plan's at this clock, disjoint by the plan's check, so they are
-    /// not kept in the slab's `live` list: an acquire checks one clock
-    /// instead of the live ranges. The first event off plan puts the live
-    /// ones in the list ([`Planned::leave_plan`]) and the step goes on
-    /// checking ranges.
-    on_plan: bool,
-    /// `SLAB | ON_PLAN | phase << PHASE_SHIFT` of the step while on plan,
-    /// else [`OFF_PLAN_TOKEN`]: a lease's token less its clock equals it
-    /// when it was served on plan in this step.
+    /// `SLAB | ON_PLAN | phase << PHASE_SHIFT` while the served step is on
+    /// plan, else [`OFF_PLAN_TOKEN`]; a lease's token less its clock equals
+    /// it when it was served on plan in this step.
+    ///
+    /// On plan, the step has followed its plan event for event: its
+    /// `step_index`-th acquire came at the clock its placement was measured
+    /// at, and so did every release. Its leases are then exactly the plan's
+    /// at this clock, disjoint by the plan's check, so they are not kept in
+    /// the slab's `live` list: an acquire checks one clock instead of the
+    /// live ranges. The first event off plan puts the live ones in the list
+    /// ([`Planned::leave_plan`]) and the step goes on checking ranges.
     on_plan_token: u32,
-    /// While `on_plan`: the serving plan's placements, taken out of
+    /// While on plan: the serving plan's placements, taken out of
     /// `plans[plan_index]` (`active`) for the step so that a lookup indexes
-    /// one vector, the slab's base and its phase's index.
+    /// one vector, and the slab's base.
     serving: Vec<Placement>,
     plan_index: usize,
     plan_base: M::Ptr,
-    plan_phase: usize,
 }
 
 impl<M: Memory> Planned<M> {
@@ -501,12 +499,10 @@ impl<M: Memory> Planned<M> {
             records: Vec::new(),
             clock: 0,
             record_base: 0,
-            on_plan: false,
             on_plan_token: OFF_PLAN_TOKEN,
             serving: Vec::new(),
             plan_index: 0,
             plan_base: M::dangling(),
-            plan_phase: 0,
         }
     }
 
@@ -579,15 +575,15 @@ impl<M: Memory> Planned<M> {
     #[cold]
     #[inline(never)]
     fn leave_plan(&mut self) {
-        if !std::mem::take(&mut self.on_plan) {
+        if !self.on_plan() {
             return;
         }
+        let (phase, live) = (self.plan_phase(), self.live_on_plan());
         self.on_plan_token = OFF_PLAN_TOKEN;
         // Every acquire of the step so far was served on plan.
         self.counters.hits += self.step_index as u64;
-        let slab = &mut self.slabs[self.plan_phase];
-        // Acquires less releases: the leases still live.
-        if 2 * self.step_index > self.clock as usize {
+        let slab = &mut self.slabs[phase];
+        if live {
             for p in &self.serving[..self.step_index] {
                 if p.last >= self.clock {
                     slab.add(p.offset, p.offset + p.bytes);
@@ -604,10 +600,24 @@ impl<M: Memory> Planned<M> {
         self.clock = (self.clock + 1).min(LAST_MASK);
     }
 
+    fn on_plan(&self) -> bool {
+        self.on_plan_token != OFF_PLAN_TOKEN
+    }
+
+    /// The index of the phase whose step is on plan (only while it is).
+    fn plan_phase(&self) -> usize {
+        ((self.on_plan_token >> PHASE_SHIFT) & 1) as usize
+    }
+
+    /// Whether leases served on plan are still live: acquires (the step's
+    /// index) exceed releases (the clock less the acquires).
+    fn live_on_plan(&self) -> bool {
+        2 * self.step_index > self.clock as usize
+    }
+
     /// True when the slab of `phase` holds no live lease.
     fn slab_idle(&self, phase: usize) -> bool {
-        let on_plan_live =
-            self.on_plan && self.plan_phase == phase && 2 * self.step_index > self.clock as usize;
+        let on_plan_live = self.on_plan() && self.plan_phase() == phase && self.live_on_plan();
         self.slabs[phase].live.is_empty() && !on_plan_live
     }
 
@@ -669,7 +679,7 @@ impl<M: Memory> Planned<M> {
             return self.release_slow(grant);
         }
         let phase = ((grant.token >> PHASE_SHIFT) & 1) as usize;
-        if self.on_plan && phase == self.plan_phase {
+        if self.on_plan() && phase == self.plan_phase() {
             self.leave_plan();
         }
         self.slabs[phase].remove(grant.offset);
@@ -788,7 +798,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         // measured and fits. (Its offset is a multiple of 64, checked when
         // the plan was built, and no request asks for more alignment. Each
         // acquire on plan is a hit; `leave_plan` counts them.)
-        if self.on_plan {
+        if self.on_plan() {
             let index = self.step_index;
             if let Some(p) = self.serving.get(index)
                 && p.first == self.clock
@@ -844,12 +854,10 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
                 && slab.live.is_empty()
                 && slab.bytes >= self.plans[active].plan.slab_bytes
             {
-                self.on_plan = true;
                 self.on_plan_token = SLAB | ON_PLAN | (phase.index() as u32) << PHASE_SHIFT;
                 self.serving = std::mem::take(&mut self.plans[active].plan.placements);
                 self.plan_index = active;
                 self.plan_base = base;
-                self.plan_phase = phase.index();
             }
         }
     }
@@ -914,7 +922,7 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         let mut stats = self
             .counters
             .report(&self.backing, self.fallback.retained_bytes() + idle);
-        if self.on_plan {
+        if self.on_plan() {
             // Not yet counted: see `leave_plan`.
             stats.hits += self.step_index as u64;
         }
