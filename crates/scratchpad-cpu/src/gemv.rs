@@ -1,7 +1,8 @@
 //! Matrix-vector product `y = W x`, the decode hot path. `W` is row-major
-//! `(m, k)` as in llama2.c checkpoints. Memory-bound: four rows at a time,
-//! one accumulator chain each, the widest loads the CPU has, and rayon
-//! across row blocks when the matrix is large enough to pay for a fan-out.
+//! `(m, k)` as in llama2.c checkpoints. Memory-bound: one row at a time
+//! with four accumulators and the widest loads the CPU has, the lines a page
+//! ahead asked for by software prefetch, and one contiguous block of rows
+//! per worker when the matrix is large enough to pay for a fan-out.
 
 use scratchpad::{ExecutionContext, HostMemory, ScratchReq};
 
@@ -117,14 +118,17 @@ fn rows_portable(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use crate::prefetch::lines_ahead;
+
     /// # Safety
     ///
     /// The CPU supports AVX-512F; `w` holds `y.len()` rows of `k`, `x` holds
     /// `k`.
     ///
     /// One row at a time, four accumulators: the matrix is read as a single
-    /// sequential stream, which the hardware prefetchers follow; four rows
-    /// at once read four short streams and ran at half the bandwidth.
+    /// sequential stream; four rows at once read four short streams and ran
+    /// at half the bandwidth. Each row first asks for the lines
+    /// [`crate::prefetch::AHEAD`] bytes on (see there why).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows_avx512(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
         debug_assert!(w.len() == y.len() * k && x.len() == k);
@@ -132,11 +136,17 @@ mod x86 {
         let quad = k / 64 * 64;
         let tail_mask: __mmask16 = ((1u32 << (k - full)) - 1) as u16;
         let xp = x.as_ptr();
+        let last = w
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(size_of_val(w))
+            .wrapping_sub(1);
         for (r, out) in y.iter_mut().enumerate() {
             // SAFETY: row r lies in `w`; every load reads `[j, j + 16)` with
             // `j + 16 <= k`, or the masked tail within `k`.
             unsafe {
                 let wp = w.as_ptr().add(r * k);
+                lines_ahead(wp.cast(), 4 * k, last);
                 let mut acc = [_mm512_setzero_ps(); 4];
                 let mut j = 0;
                 while j < quad {
@@ -184,15 +194,22 @@ mod x86 {
     /// # Safety
     ///
     /// The CPU supports AVX2 and FMA; `w` holds `y.len()` rows of `k`, `x`
-    /// holds `k`. One row at a time, as for AVX-512.
+    /// holds `k`. One row at a time with the lines ahead asked for, as for
+    /// AVX-512.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows_avx2(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
         debug_assert!(w.len() == y.len() * k && x.len() == k);
         let full = k / 8 * 8;
         let quad = k / 32 * 32;
         let xp = x.as_ptr();
+        let last = w
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(size_of_val(w))
+            .wrapping_sub(1);
         for (r, out) in y.iter_mut().enumerate() {
             let row = &w[r * k..(r + 1) * k];
+            lines_ahead(row.as_ptr().cast(), 4 * k, last);
             // SAFETY: every load reads `[j, j + 8)` with `j + 8 <= k` of row
             // r and of `x`.
             unsafe {

@@ -22,6 +22,7 @@ mod kv_cache;
 mod microkernel;
 mod norm;
 mod packing;
+mod prefetch;
 mod residual;
 mod rope;
 mod softmax;
@@ -29,7 +30,7 @@ mod team;
 
 pub use activation::swiglu;
 pub use attention::{Attention, attention, attention_scratch};
-pub use bandwidth::{CEILING_BYTES, ReadBandwidth, read_bandwidth, sum};
+pub use bandwidth::{CEILING_BYTES, ReadBandwidth, read_bandwidth, sum, sum_prefetched};
 pub use embedding::embed;
 pub use gemm::{Gemm, gemm, gemm_scratch};
 pub use gemv::{Gemv, gemv, gemv_scratch};

@@ -63,13 +63,15 @@ fn every_supported_path_is_listed() {
 
 #[test]
 fn the_bandwidth_sum_is_exact_on_every_path() {
-    use scratchpad_cpu::{read_bandwidth, sum};
+    use scratchpad_cpu::{read_bandwidth, sum, sum_prefetched};
     for len in [0, 1, 63, 65, 127, 129, 1000, 100_003] {
         // Small integers: every partial sum is exact in f32.
         let data: Vec<f32> = (0..len).map(|i| (i % 5) as f32).collect();
         let expected: f32 = (0..len).map(|i| (i % 5) as f32).sum();
         for isa in Isa::supported() {
             assert_eq!(sum(&data, isa), expected, "sum of {len} on {isa}");
+            let prefetched = sum_prefetched(&data, isa);
+            assert_eq!(prefetched, expected, "prefetched sum of {len} on {isa}");
         }
     }
     let data = vec![1.0f32; 1 << 16];
