@@ -310,6 +310,7 @@ impl<P> LiveEntry<P> {
 #[repr(align(32))]
 struct TagCounters {
     acquires: u64,
+    bytes_requested: u64,
     live_bytes: usize,
     peak_live_bytes: usize,
 }
@@ -327,7 +328,9 @@ impl TagCounters {
 /// bookkeeping; views are built by leases.
 pub(crate) struct Core<M: Memory> {
     strategy: Held<M>,
-    /// Live leases by slot; vacant slots form a list from `free_head`.
+    /// Live leases by slot; vacant slots form a list from `free_head`. Never
+    /// shrinks: a slot index, once handed out, stays valid (acquire and
+    /// release index it unchecked).
     slots: Vec<LiveEntry<M::Ptr>>,
     free_head: u32,
     /// Open scopes; the innermost has this depth (0: none open).
@@ -339,11 +342,10 @@ pub(crate) struct Core<M: Memory> {
     /// `phase`'s index, or [`NO_PHASE`].
     phase_idx: usize,
     next_id: u64,
-    /// Leases handed out. Releases are not counted: they are the acquires
-    /// less the leases live now (the live table), one add fewer per lease.
-    acquires: u64,
+    /// Empty leases handed out. The pool's acquires and bytes requested are
+    /// the sums of the tags' (one count per lease instead of two), and its
+    /// releases the acquires less the leases live now (the live table).
     empty_acquires: u64,
-    bytes_requested: u64,
     live_bytes: usize,
     /// Most bytes live at once per phase, plus a last entry for work
     /// outside steps; the overall peak is their maximum.
@@ -353,6 +355,8 @@ pub(crate) struct Core<M: Memory> {
     peak_now: usize,
     /// Fragmentation when each entry of `phase_peak_live_bytes` was reached.
     phase_fragmentation: [Fragmentation; 3],
+    /// By tag index; grows to hold every tag acquired, never shrinks (a
+    /// release indexes it unchecked).
     tags: Vec<TagCounters>,
     verify: bool,
     recorder: Option<Box<Recorder>>,
@@ -373,9 +377,7 @@ impl<M: Memory> Core<M> {
             // Ids start at 1: a slot that never recorded holds id 0, below
             // every recording's first id (see `Recorder`).
             next_id: 1,
-            acquires: 0,
             empty_acquires: 0,
-            bytes_requested: 0,
             live_bytes: 0,
             phase_peak_live_bytes: [0; 3],
             peak_now: 0,
@@ -427,7 +429,6 @@ impl<M: Memory> Core<M> {
         if bytes == 0 {
             // An empty lease holds nothing: it is returned as it is handed
             // out, so a forgotten one leaves the counts balanced.
-            self.acquires += 1;
             self.empty_acquires += 1;
             self.tag_counters(tag).acquires += 1;
             return Ok((EMPTY_SLOT, M::dangling(), true));
@@ -441,7 +442,10 @@ impl<M: Memory> Core<M> {
             self.add_slot();
         }
         let slot = self.free_head;
-        let entry = &mut self.slots[slot as usize];
+        debug_assert!((slot as usize) < self.slots.len());
+        // SAFETY: `free_head` is NIL (replaced just above) or the index of a
+        // vacant slot, and the table never shrinks.
+        let entry = unsafe { self.slots.get_unchecked_mut(slot as usize) };
         self.strategy.acquire(request, &mut entry.grant)?;
         self.free_head = entry.next_free;
         entry.bytes = bytes;
@@ -458,14 +462,13 @@ impl<M: Memory> Core<M> {
         if depth < self.depth {
             self.pin_depth = self.pin_depth.min(depth);
         }
-        self.acquires += 1;
-        self.bytes_requested += bytes as u64;
         self.live_bytes += bytes;
         if self.live_bytes > self.peak_now {
             self.new_peak();
         }
         let counters = self.tag_counters(tag);
         counters.acquires += 1;
+        counters.bytes_requested += bytes as u64;
         counters.live_bytes += bytes;
         if counters.live_bytes > counters.peak_live_bytes {
             // A branch, not a conditional move: after warm-up a tag's peak
@@ -593,7 +596,10 @@ impl<M: Memory> Core<M> {
     // much as the bookkeeping.
     #[inline(always)]
     pub(crate) fn release(&mut self, slot: u32) {
-        let entry = &mut self.slots[slot as usize];
+        debug_assert!((slot as usize) < self.slots.len());
+        // SAFETY: `slot` was returned by `acquire` (a lease's, the replay's
+        // or `exit_scope`'s own index), and the table never shrinks.
+        let entry = unsafe { self.slots.get_unchecked_mut(slot as usize) };
         debug_assert!(entry.depth != VACANT, "released a lease twice");
         entry.depth = VACANT;
         entry.next_free = self.free_head;
@@ -602,7 +608,10 @@ impl<M: Memory> Core<M> {
         let align = &entry.align;
         self.strategy.release(bytes, tag, || *align, &entry.grant);
         self.live_bytes -= bytes;
-        self.tags[tag.index()].live_bytes -= bytes;
+        debug_assert!(tag.index() < self.tags.len());
+        // SAFETY: the lease's acquire counted its tag (`tag_counters`, which
+        // grows the table to hold it), and the table never shrinks.
+        unsafe { self.tags.get_unchecked_mut(tag.index()) }.live_bytes -= bytes;
         if self.watch {
             self.record_release(slot);
         }
@@ -689,12 +698,13 @@ impl<M: Memory> Core<M> {
         let live = self.slots.iter().filter(|e| e.depth != VACANT);
         let live_leases = live.clone().count() as u64;
         let live_capacity_bytes = live.map(|e| e.grant.capacity).sum();
+        let acquires = self.tags.iter().map(|t| t.acquires).sum();
         PoolStats {
-            acquires: self.acquires,
-            releases: self.acquires - live_leases,
+            acquires,
+            releases: acquires - live_leases,
             hits: s.hits + self.empty_acquires,
             misses: s.misses,
-            bytes_requested: self.bytes_requested,
+            bytes_requested: self.tags.iter().map(|t| t.bytes_requested).sum(),
             live_bytes: self.live_bytes,
             peak_live_bytes: self
                 .phase_peak_live_bytes
