@@ -80,6 +80,100 @@ pub fn gemv(
     });
 }
 
+/// Several products of one `x` as one job: `ys[i] = ws[i] · x`, each
+/// `ws[i]` being `(ys[i].len(), k)` (the attention's Wq, Wk and Wv of a
+/// decode step). On a team, each part computes the same share of every
+/// product's rows: one hand-out instead of `N`, and `x` fetched by each
+/// helper once. Uses no scratch.
+///
+/// # Panics
+///
+/// When a slice length does not match, or `isa` is not supported by this
+/// CPU.
+pub fn gemv_many<const N: usize>(
+    _ctx: &ExecutionContext<HostMemory>,
+    isa: Isa,
+    ws: [&[f32]; N],
+    x: &[f32],
+    ys: [&mut [f32]; N],
+) {
+    fused(isa, ws, x, ys, |_| {});
+}
+
+/// The feed-forward's way up for one token as one job: `gate ← silu(W1 x) ⊙
+/// (W3 x)`, `up` left holding `W3 x`. Each part applies SwiGLU to the rows
+/// it computed, while the other parts still stream their weights. The
+/// numbers are those of two [`gemv`]s and [`crate::swiglu`]. Uses no
+/// scratch.
+///
+/// # Panics
+///
+/// When a slice length does not match (`w1`, `w3`: `(gate.len(), x.len())`;
+/// `up`: `gate.len()`), or `isa` is not supported by this CPU.
+pub fn gemv_swiglu(
+    _ctx: &ExecutionContext<HostMemory>,
+    isa: Isa,
+    w1: &[f32],
+    w3: &[f32],
+    x: &[f32],
+    gate: &mut [f32],
+    up: &mut [f32],
+) {
+    assert_eq!(gate.len(), up.len(), "gemv_swiglu: gate and up must match");
+    fused(isa, [w1, w3], x, [gate, up], |[gate, up]| {
+        crate::swiglu(gate, up)
+    });
+}
+
+/// `ys[i] = ws[i] · x` for every `i` as one job of [`crate::parts`] parts,
+/// part `p` computing block `p` of every product's rows (blocks of whole
+/// multiples of four rows, as [`gemv`] splits), then `then` on its blocks.
+/// Products of one shape get the same rows in every part.
+fn fused<const N: usize>(
+    isa: Isa,
+    ws: [&[f32]; N],
+    x: &[f32],
+    ys: [&mut [f32]; N],
+    then: impl Fn([&mut [f32]; N]) + Sync,
+) {
+    let k = x.len();
+    for (w, y) in ws.iter().zip(&ys) {
+        assert_eq!(w.len(), y.len() * k, "gemv: W must hold m * k elements");
+    }
+    isa.assert_supported();
+    let threads = crate::parts();
+    let elems: usize = ws.iter().map(|w| w.len()).sum();
+    let min_rows = ys.iter().map(|y| y.len()).min().unwrap_or(0);
+    if threads == 1 || elems < PARALLEL_MIN_ELEMS || min_rows < 8 {
+        let mut ys = ys;
+        for (w, y) in ws.iter().zip(ys.iter_mut()) {
+            rows(isa, w, x, y, k);
+        }
+        then(ys);
+        return;
+    }
+    let blocks: [usize; N] =
+        std::array::from_fn(|i| ys[i].len().div_ceil(threads).next_multiple_of(4).max(4));
+    let parts = (0..N)
+        .map(|i| ys[i].len().div_ceil(blocks[i]))
+        .max()
+        .unwrap_or(0);
+    let ys = ys.map(Disjoint::new);
+    crate::run_parts(parts, |part| {
+        let mine: [&mut [f32]; N] = std::array::from_fn(|i| {
+            let m = ys[i].len();
+            let first = (part * blocks[i]).min(m);
+            let last = (first + blocks[i]).min(m);
+            // SAFETY: parts take disjoint row ranges of each `ys[i]`, each
+            // part run once.
+            let y = unsafe { ys[i].range(first, last) };
+            rows(isa, &ws[i][first * k..last * k], x, y, k);
+            y
+        });
+        then(mine);
+    });
+}
+
 /// `y = W x` for the rows of `w` on this thread.
 fn rows(isa: Isa, w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
     match isa {

@@ -33,7 +33,7 @@ pub use attention::{Attention, attention, attention_scratch};
 pub use bandwidth::{CEILING_BYTES, ReadBandwidth, read_bandwidth, sum, sum_prefetched};
 pub use embedding::embed;
 pub use gemm::{Gemm, gemm, gemm_scratch};
-pub use gemv::{Gemv, gemv, gemv_scratch};
+pub use gemv::{Gemv, gemv, gemv_many, gemv_scratch, gemv_swiglu};
 pub use isa::{Isa, SIMD_ENV};
 pub use kv_cache::KvCache;
 pub use norm::{RMS_NORM_EPS, rms_norm};

@@ -287,6 +287,11 @@ impl<'a, T> Disjoint<'a, T> {
         }
     }
 
+    /// The slice's length.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Elements `[first, last)` (clamped to the slice).
     ///
     /// # Safety

@@ -10,7 +10,7 @@ use num_complex::Complex32;
 use scratchpad::{ExecutionContext, HostMemory, Pool};
 use scratchpad_cpu::{
     Attention, Gemm, Gemv, Isa, KvCache, Rope, add_residual, apply_rope, attention, embed, gemm,
-    gemv, rms_norm, rope_table, swiglu,
+    gemv, gemv_many, gemv_swiglu, rms_norm, rope_table, swiglu,
 };
 
 use crate::device::{Buf, Matrix, Norm, Step};
@@ -125,6 +125,48 @@ impl Device for Cpu {
         let c = self.model.config();
         let w = self.weights(self.model.layout().matrix(matrix, layer, c.n_layers));
         project(ctx, self.isa, x, w, matrix.k(c), out)
+    }
+
+    fn project_qkv(
+        &mut self,
+        ctx: &ExecutionContext<HostMemory>,
+        x: &Buf<'_, Self>,
+        layer: usize,
+        [q, k, v]: [&mut Buf<'_, Self>; 3],
+    ) -> Result<(), ModelError> {
+        let c = self.model.config();
+        if x.len() != c.dim {
+            // A block of tokens: three matrix-matrix products.
+            self.project(ctx, x, layer, Matrix::Wq, q)?;
+            self.project(ctx, x, layer, Matrix::Wk, k)?;
+            return self.project(ctx, x, layer, Matrix::Wv, v);
+        }
+        let (lay, n) = (self.model.layout(), c.n_layers);
+        let ws =
+            [Matrix::Wq, Matrix::Wk, Matrix::Wv].map(|m| self.weights(lay.matrix(m, layer, n)));
+        gemv_many(ctx, self.isa, ws, x, [q, k, v].map(|b| &mut b[..]));
+        Ok(())
+    }
+
+    fn project_gate_up(
+        &mut self,
+        ctx: &ExecutionContext<HostMemory>,
+        x: &Buf<'_, Self>,
+        layer: usize,
+        gate: &mut Buf<'_, Self>,
+        up: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        let c = self.model.config();
+        if x.len() != c.dim {
+            self.project(ctx, x, layer, Matrix::W1, gate)?;
+            self.project(ctx, x, layer, Matrix::W3, up)?;
+            return self.swiglu(ctx, gate, up);
+        }
+        let (lay, n) = (self.model.layout(), c.n_layers);
+        let w1 = self.weights(lay.matrix(Matrix::W1, layer, n));
+        let w3 = self.weights(lay.matrix(Matrix::W3, layer, n));
+        gemv_swiglu(ctx, self.isa, w1, w3, x, gate, up);
+        Ok(())
     }
 
     fn rope_table(

@@ -109,6 +109,39 @@ pub trait Device {
         out: &mut Buf<'_, Self>,
     ) -> Result<(), ModelError>;
 
+    /// `q`, `k`, `v` ← `x` projected by layer `layer`'s Wq, Wk and Wv: the
+    /// attention's three projections of one input. By default three
+    /// [`Device::project`]s; a device may run them as one kernel (the CPU
+    /// does for a decode token).
+    fn project_qkv(
+        &mut self,
+        ctx: &ExecutionContext<Self::Memory>,
+        x: &Buf<'_, Self>,
+        layer: usize,
+        [q, k, v]: [&mut Buf<'_, Self>; 3],
+    ) -> Result<(), ModelError> {
+        self.project(ctx, x, layer, Matrix::Wq, q)?;
+        self.project(ctx, x, layer, Matrix::Wk, k)?;
+        self.project(ctx, x, layer, Matrix::Wv, v)
+    }
+
+    /// The feed-forward's way up: `gate` ← `silu(W1 · x) ⊙ (W3 · x)`, with
+    /// `up` left holding `W3 · x`. By default two [`Device::project`]s and
+    /// [`Device::swiglu`]; a device may fuse them (the CPU does for a decode
+    /// token).
+    fn project_gate_up(
+        &mut self,
+        ctx: &ExecutionContext<Self::Memory>,
+        x: &Buf<'_, Self>,
+        layer: usize,
+        gate: &mut Buf<'_, Self>,
+        up: &mut Buf<'_, Self>,
+    ) -> Result<(), ModelError> {
+        self.project(ctx, x, layer, Matrix::W1, gate)?;
+        self.project(ctx, x, layer, Matrix::W3, up)?;
+        self.swiglu(ctx, gate, up)
+    }
+
     /// `table` ← the rotations of the step's positions:
     /// `n_tokens × head_dim / 2` pairs `(cos pθ_i, sin pθ_i)`.
     fn rope_table(

@@ -80,9 +80,7 @@ pub fn forward<D: Device>(
                 let mut q = s.acquire::<f32>(n * dim, tag!("layer.q"))?;
                 let mut k = s.acquire::<f32>(n * kv_dim, tag!("layer.k"))?;
                 let mut v = s.acquire::<f32>(n * kv_dim, tag!("layer.v"))?;
-                d.project(ctx, &xb, l, Matrix::Wq, &mut q)?;
-                d.project(ctx, &xb, l, Matrix::Wk, &mut k)?;
-                d.project(ctx, &xb, l, Matrix::Wv, &mut v)?;
+                d.project_qkv(ctx, &xb, l, [&mut q, &mut k, &mut v])?;
                 d.apply_rope(ctx, step, &rotations, &mut q, &mut k)?;
                 d.kv_append(ctx, l, step, &k, &v)?;
                 drop((k, v));
@@ -96,9 +94,7 @@ pub fn forward<D: Device>(
                 d.rms_norm(ctx, Norm::FeedForward(l), 0..n, &mut xb)?;
                 let mut hb = s.acquire::<f32>(n * hidden, tag!("layer.hb"))?;
                 let mut hb2 = s.acquire::<f32>(n * hidden, tag!("layer.hb2"))?;
-                d.project(ctx, &xb, l, Matrix::W1, &mut hb)?;
-                d.project(ctx, &xb, l, Matrix::W3, &mut hb2)?;
-                d.swiglu(ctx, &mut hb, &hb2)?;
+                d.project_gate_up(ctx, &xb, l, &mut hb, &mut hb2)?;
                 drop(hb2);
                 d.project(ctx, &hb, l, Matrix::W2, &mut xb)?;
                 d.residual_add(ctx, &xb)?;

@@ -79,3 +79,84 @@ fn the_bandwidth_sum_is_exact_on_every_path() {
     assert_eq!((bw.checksum, bw.bytes), ((1 << 16) as f32, 1 << 18));
     assert!(bw.gb_per_s() > 0.0);
 }
+
+/// The fused kernels are the separate ones run as one job: bit-identical
+/// to `gemv` (and `swiglu`) at every path, thread count and shape,
+/// including shapes of different heights (grouped-query K and V) and
+/// matrices too small to split.
+#[test]
+fn fused_gemvs_are_the_separate_ones_bit_for_bit() {
+    use scratchpad_cpu::{gemv_many, gemv_swiglu, swiglu};
+    with_threads(|threads| {
+        let ctx = context();
+        for (m_q, m_kv, k) in [
+            (288, 288, 288),
+            (288, 96, 288),
+            (64, 32, 64),
+            (7, 5, 3),
+            (1024, 256, 512),
+        ] {
+            let x = random(k, k as u64 + 3);
+            let ws = [
+                random(m_q * k, 11 + m_q as u64),
+                random(m_kv * k, 12 + m_kv as u64),
+                random(m_kv * k, 13 + k as u64),
+            ];
+            for isa in Isa::supported() {
+                let separate: Vec<Vec<f32>> = ws
+                    .iter()
+                    .map(|w| {
+                        let mut y = vec![f32::NAN; w.len() / k];
+                        gemv(&ctx, &Gemv { m: y.len(), k, isa }, w, &x, &mut y);
+                        y
+                    })
+                    .collect();
+                let (mut q, mut kk, mut v) = (
+                    vec![f32::NAN; m_q],
+                    vec![f32::NAN; m_kv],
+                    vec![f32::NAN; m_kv],
+                );
+                gemv_many(
+                    &ctx,
+                    isa,
+                    [&ws[0], &ws[1], &ws[2]],
+                    &x,
+                    [&mut q, &mut kk, &mut v],
+                );
+                let what = format!("gemv_many {m_q}/{m_kv}x{k} {isa} {threads} threads");
+                assert_eq!(
+                    [&q, &kk, &v].map(|y| y.iter().map(|f| f.to_bits()).collect::<Vec<_>>()),
+                    [0, 1, 2].map(|i| separate[i].iter().map(|f| f.to_bits()).collect::<Vec<_>>()),
+                    "{what}"
+                );
+
+                // The way up: W1 and W3 of one height.
+                let (w1, w3) = (&ws[1], &ws[2]);
+                let mut expected = separate[1].clone();
+                swiglu(&mut expected, &separate[2]);
+                let (mut gate, mut up) = (vec![f32::NAN; m_kv], vec![f32::NAN; m_kv]);
+                gemv_swiglu(&ctx, isa, w1, w3, &x, &mut gate, &mut up);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&gate),
+                    bits(&expected),
+                    "gemv_swiglu gate {m_kv}x{k} {isa} {threads} threads"
+                );
+                assert_eq!(
+                    bits(&up),
+                    bits(&separate[2]),
+                    "gemv_swiglu up {m_kv}x{k} {isa} {threads} threads"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+#[should_panic(expected = "W must hold m * k elements")]
+fn gemv_many_refuses_a_matrix_of_the_wrong_size() {
+    let ctx = context();
+    let (w, x) = (vec![0.0; 10], vec![0.0; 4]);
+    let mut y = vec![0.0; 3];
+    scratchpad_cpu::gemv_many(&ctx, Isa::detect(), [&w], &x, [&mut y]);
+}
