@@ -798,24 +798,26 @@ unsafe impl<M: Memory> ScratchPool<M> for Planned<M> {
         // measured and fits. (Its offset is a multiple of 64, checked when
         // the plan was built, and no request asks for more alignment. Each
         // acquire on plan is a hit; `leave_plan` counts them.)
-        if self.on_plan() {
-            let index = self.step_index;
-            if let Some(p) = self.serving.get(index)
-                && p.first == self.clock
-                && request.bytes <= p.bytes
-            {
-                debug_assert!(p.offset % request.align as usize == 0);
-                self.step_index = index + 1;
-                self.clock += 1;
-                *grant = Grant {
-                    base: self.plan_base,
-                    offset: p.offset,
-                    capacity: request.bytes,
-                    token: self.on_plan_token | p.last,
-                    fresh: false,
-                };
-                return Ok(());
-            }
+        // `serving` holds placements only while on plan (taken when a step
+        // goes on plan, given back by `leave_plan`), so an acquire off plan
+        // finds none.
+        let index = self.step_index;
+        if let Some(p) = self.serving.get(index)
+            && p.first == self.clock
+            && request.bytes <= p.bytes
+        {
+            debug_assert!(self.on_plan());
+            debug_assert!(p.offset % request.align as usize == 0);
+            self.step_index = index + 1;
+            self.clock += 1;
+            *grant = Grant {
+                base: self.plan_base,
+                offset: p.offset,
+                capacity: request.bytes,
+                token: self.on_plan_token | p.last,
+                fresh: false,
+            };
+            return Ok(());
         }
         self.acquire_off_plan(request.bytes, request.align, request.tag, grant)
     }
