@@ -357,9 +357,11 @@ pub(crate) struct Core<M: Memory> {
     /// Most bytes live at once per phase, plus a last entry for work
     /// outside steps; the overall peak is their maximum.
     phase_peak_live_bytes: [usize; 3],
-    /// `phase_peak_live_bytes[phase_idx]`, kept beside it so that an acquire
-    /// compares against a field instead of indexing.
-    peak_now: usize,
+    /// `phase_peak_live_bytes[phase_idx]`, or 0 while `watch`: an acquire
+    /// that takes the live bytes above it goes the cold way
+    /// ([`Core::past_gate`]), which keeps a new peak and checks and records
+    /// the grant. One compare on the fast path for both.
+    gate: usize,
     /// Fragmentation when each entry of `phase_peak_live_bytes` was reached.
     phase_fragmentation: [Fragmentation; 3],
     /// By tag index; grows to hold every tag acquired, never shrinks (a
@@ -387,7 +389,7 @@ impl<M: Memory> Core<M> {
             empty_acquires: 0,
             live_bytes: 0,
             phase_peak_live_bytes: [0; 3],
-            peak_now: 0,
+            gate: 0,
             phase_fragmentation: [Fragmentation::default(); 3],
             tags: Vec::new(),
             verify: cfg!(debug_assertions),
@@ -463,15 +465,12 @@ impl<M: Memory> Core<M> {
         // after the strategy wrote it stalls on store forwarding.
         let fresh = entry.grant.fresh;
         let ptr = M::offset(entry.grant.base, entry.grant.offset);
-        if self.watch {
-            self.watch_acquire(slot);
-        }
         if depth < self.depth {
             self.pin_depth = self.pin_depth.min(depth);
         }
         self.live_bytes += bytes;
-        if self.live_bytes > self.peak_now {
-            self.new_peak();
+        if self.live_bytes > self.gate {
+            self.past_gate(slot);
         }
         let counters = self.tag_counters(tag);
         counters.acquires += 1;
@@ -485,22 +484,38 @@ impl<M: Memory> Core<M> {
         Ok((slot, ptr, fresh))
     }
 
-    /// Live bytes reached a new peak for the current phase: keeps it, and how
-    /// fragmented the memory is at it.
+    /// The acquire in `slot` took the live bytes past [`Core::gate`]: checks
+    /// and records it when watching; at a new peak for the current phase,
+    /// keeps the peak and how fragmented the memory is at it.
     #[cold]
     #[inline(never)]
-    fn new_peak(&mut self) {
-        self.peak_now = self.live_bytes;
-        self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
-        let s = self.strategy.stats();
-        self.phase_fragmentation[self.phase_idx] = Fragmentation {
-            reserved_minus_live_bytes: s.reserved_bytes.saturating_sub(self.live_bytes),
-            largest_free_bytes: s.largest_free_bytes,
+    fn past_gate(&mut self, slot: u32) {
+        if self.watch {
+            self.watch_acquire(slot);
+        }
+        if self.live_bytes > self.phase_peak_live_bytes[self.phase_idx] {
+            self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
+            let s = self.strategy.stats();
+            self.phase_fragmentation[self.phase_idx] = Fragmentation {
+                reserved_minus_live_bytes: s.reserved_bytes.saturating_sub(self.live_bytes),
+                largest_free_bytes: s.largest_free_bytes,
+            };
+        }
+        self.reset_gate();
+    }
+
+    /// Sets [`Core::gate`] for the current phase and `watch`.
+    fn reset_gate(&mut self) {
+        self.gate = if self.watch {
+            0
+        } else {
+            self.phase_peak_live_bytes[self.phase_idx]
         };
     }
 
     fn update_watch(&mut self) {
         self.watch = self.verify || self.recorder.is_some();
+        self.reset_gate();
     }
 
     /// Checks the grant in `slot` (`verify`) and records its acquire.
@@ -670,7 +685,7 @@ impl<M: Memory> Core<M> {
         self.end_step();
         self.phase = Some(phase);
         self.phase_idx = phase.index();
-        self.peak_now = self.phase_peak_live_bytes[self.phase_idx];
+        self.reset_gate();
         self.strategy.begin_step(phase, tokens);
         if let Some(recorder) = &mut self.recorder {
             recorder.step(phase, tokens);
@@ -680,7 +695,7 @@ impl<M: Memory> Core<M> {
     pub(crate) fn end_step(&mut self) {
         if self.phase.take().is_some() {
             self.phase_idx = NO_PHASE;
-            self.peak_now = self.phase_peak_live_bytes[NO_PHASE];
+            self.reset_gate();
             self.strategy.end_step();
             if let Some(recorder) = &mut self.recorder {
                 recorder.end_step();
@@ -692,7 +707,7 @@ impl<M: Memory> Core<M> {
         self.strategy.reset_peak();
         self.phase_peak_live_bytes = [0; 3];
         self.phase_peak_live_bytes[self.phase_idx] = self.live_bytes;
-        self.peak_now = self.live_bytes;
+        self.reset_gate();
         self.phase_fragmentation = [Fragmentation::default(); 3];
         for tag in &mut self.tags {
             tag.peak_live_bytes = tag.live_bytes;
