@@ -4,10 +4,10 @@
 //! One core's read bandwidth is bounded by the lines it has in flight. The
 //! hardware's stream prefetcher starts over at every 4 KiB page and at
 //! every new matrix (a decode step starts ~50 of them), so on its own it
-//! keeps too few lines in flight: the gemv read synth-15m's weights at
-//! 86–90 % of a plain read of the same bytes. Asking for each line
-//! [`AHEAD`] bytes before it is read brought the decode step to 93–101 %
-//! at one thread and 96–99 % at two (`cargo bench --bench decode`).
+//! keeps too few lines in flight. Asking for each line [`AHEAD`] bytes
+//! before it is read, synth-15m's decode went from 86–87 % to 93–101 % of
+//! a read of the same weights at one thread, and from 86–90 % to 96–99 %
+//! at two (alternated in one process, best of 40–60 each).
 
 /// How far ahead of the read the lines are asked for: 4 KiB, a page's
 /// worth, about one row of a 768-wide matrix ahead. 2 and 8 KiB measured
