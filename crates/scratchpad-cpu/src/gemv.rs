@@ -60,24 +60,7 @@ pub fn gemv(
     assert_eq!(w.len(), m * k, "gemv: W must hold m * k elements");
     assert_eq!(x.len(), k, "gemv: x must hold k elements");
     assert_eq!(y.len(), m, "gemv: y must hold m elements");
-    isa.assert_supported();
-    let threads = crate::parts();
-    if threads == 1 || m * k < PARALLEL_MIN_ELEMS || m < 8 {
-        rows(isa, w, x, y, k);
-        return;
-    }
-    // One contiguous block of rows per thread, in multiples of four rows:
-    // the product streams its matrix, so equal shares finish together.
-    let block = m.div_ceil(threads).next_multiple_of(4).max(4);
-    let parts = m.div_ceil(block);
-    let y_parts = Disjoint::new(y);
-    crate::run_parts(parts, |part| {
-        let first = part * block;
-        let last = (first + block).min(m);
-        // SAFETY: parts are disjoint row ranges of `y`, each run once.
-        let y_block = unsafe { y_parts.range(first, last) };
-        rows(isa, &w[first * k..last * k], x, y_block, k);
-    });
+    fused(isa, [w], x, [y], |_| {});
 }
 
 /// Several products of one `x` as one job: `ys[i] = ws[i] · x`, each
@@ -144,10 +127,11 @@ fn fused<const N: usize>(
     let threads = crate::parts();
     let elems: usize = ws.iter().map(|w| w.len()).sum();
     let min_rows = ys.iter().map(|y| y.len()).min().unwrap_or(0);
+    let prefetch = 4 * elems >= crate::prefetch::MIN_BYTES;
     if threads == 1 || elems < PARALLEL_MIN_ELEMS || min_rows < 8 {
         let mut ys = ys;
         for (w, y) in ws.iter().zip(ys.iter_mut()) {
-            rows(isa, w, x, y, k);
+            rows(isa, w, x, y, k, prefetch);
         }
         then(ys);
         return;
@@ -167,22 +151,29 @@ fn fused<const N: usize>(
             // SAFETY: parts take disjoint row ranges of each `ys[i]`, each
             // part run once.
             let y = unsafe { ys[i].range(first, last) };
-            rows(isa, &ws[i][first * k..last * k], x, y, k);
+            rows(isa, &ws[i][first * k..last * k], x, y, k, prefetch);
             y
         });
         then(mine);
     });
 }
 
-/// `y = W x` for the rows of `w` on this thread.
-fn rows(isa: Isa, w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
-    match isa {
+/// `y = W x` for the rows of `w` on this thread, with the lines ahead
+/// asked for when `prefetch`.
+fn rows(isa: Isa, w: &[f32], x: &[f32], y: &mut [f32], k: usize, prefetch: bool) {
+    match (isa, prefetch) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller checked that the CPU supports AVX-512F.
-        Isa::Avx512 => unsafe { x86::rows_avx512(w, x, y, k) },
+        (Isa::Avx512, true) => unsafe { x86::rows_avx512::<true>(w, x, y, k) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU supports AVX-512F.
+        (Isa::Avx512, false) => unsafe { x86::rows_avx512::<false>(w, x, y, k) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
-        Isa::Avx2 => unsafe { x86::rows_avx2(w, x, y, k) },
+        (Isa::Avx2, true) => unsafe { x86::rows_avx2::<true>(w, x, y, k) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
+        (Isa::Avx2, false) => unsafe { x86::rows_avx2::<false>(w, x, y, k) },
         _ => rows_portable(w, x, y, k),
     }
 }
@@ -224,7 +215,12 @@ mod x86 {
     /// at half the bandwidth. Each row first asks for the lines
     /// [`crate::prefetch::AHEAD`] bytes on (see there why).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows_avx512(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
+    pub(super) unsafe fn rows_avx512<const PREFETCH: bool>(
+        w: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        k: usize,
+    ) {
         debug_assert!(w.len() == y.len() * k && x.len() == k);
         let full = k / 16 * 16;
         let quad = k / 64 * 64;
@@ -240,7 +236,9 @@ mod x86 {
             // `j + 16 <= k`, or the masked tail within `k`.
             unsafe {
                 let wp = w.as_ptr().add(r * k);
-                lines_ahead(wp.cast(), 4 * k, last);
+                if PREFETCH {
+                    lines_ahead(wp.cast(), 4 * k, last);
+                }
                 let mut acc = [_mm512_setzero_ps(); 4];
                 let mut j = 0;
                 while j < quad {
@@ -291,7 +289,12 @@ mod x86 {
     /// holds `k`. One row at a time with the lines ahead asked for, as for
     /// AVX-512.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows_avx2(w: &[f32], x: &[f32], y: &mut [f32], k: usize) {
+    pub(super) unsafe fn rows_avx2<const PREFETCH: bool>(
+        w: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        k: usize,
+    ) {
         debug_assert!(w.len() == y.len() * k && x.len() == k);
         let full = k / 8 * 8;
         let quad = k / 32 * 32;
@@ -303,7 +306,9 @@ mod x86 {
             .wrapping_sub(1);
         for (r, out) in y.iter_mut().enumerate() {
             let row = &w[r * k..(r + 1) * k];
-            lines_ahead(row.as_ptr().cast(), 4 * k, last);
+            if PREFETCH {
+                lines_ahead(row.as_ptr().cast(), 4 * k, last);
+            }
             // SAFETY: every load reads `[j, j + 8)` with `j + 8 <= k` of row
             // r and of `x`.
             unsafe {
