@@ -4,14 +4,15 @@
 //! One core's read bandwidth is bounded by the lines it has in flight. The
 //! hardware's stream prefetcher starts over at every 4 KiB page and at
 //! every new matrix (a decode step starts ~50 of them), so on its own it
-//! keeps too few lines in flight. Asking for each line [`AHEAD`] bytes
-//! before it is read, synth-15m's decode went from 86–87 % to 93–101 % of
-//! a read of the same weights at one thread, and from 86–90 % to 96–99 %
-//! at two (alternated in one process, best of 40–60 each).
+//! keeps fewer lines in flight than it could. Asking for each line
+//! [`AHEAD`] bytes before it is read is worth a few per cent: against the
+//! build before it (with the fused decode jobs, alternated processes),
+//! synth-15m decoded 2.6 % more tokens per second over 256 positions at
+//! one thread and at two.
 
 /// How far ahead of the read the lines are asked for: 4 KiB, a page's
 /// worth, about one row of a 768-wide matrix ahead. 2 and 8 KiB measured
-/// the same within this VM's noise; no prefetch, 7–10 % slower.
+/// the same within this VM's noise.
 pub(crate) const AHEAD: usize = 4096;
 
 /// Products of fewer bytes than this read without prefetch: stories260K's
