@@ -4,9 +4,9 @@
 use crate::softmax::exp;
 
 /// `gate[i] = silu(gate[i]) * up[i]`, in place. The sigmoid takes the
-/// crate's vectorisable `exp` (in `softmax.rs`) (within 2 ulp), so the loop is a vector
-/// loop rather than a libm call per element (1 % of a synth-15m decode
-/// token on one thread).
+/// crate's vectorisable `exp` (`softmax.rs`, within 2 ulp), so the loop is
+/// a vector loop rather than a libm call per element (1 % of a synth-15m
+/// decode token on one thread).
 ///
 /// # Panics
 ///
