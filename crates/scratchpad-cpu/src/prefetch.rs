@@ -13,6 +13,7 @@
 /// How far ahead of the read the lines are asked for: 4 KiB, a page's
 /// worth, about one row of a 768-wide matrix ahead. 2 and 8 KiB measured
 /// the same within this VM's noise.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const AHEAD: usize = 4096;
 
 /// Products of fewer bytes than this read without prefetch: stories260K's
