@@ -13,7 +13,7 @@ use scratchpad_cpu::{
     gemv, gemv_many, gemv_swiglu, rms_norm, rope_table, swiglu,
 };
 
-use crate::device::{Buf, Matrix, Norm, Step};
+use crate::device::{Buf, Matrix, Norm, Step, gate_up_separately, qkv_separately};
 use crate::{Checkpoint, Config, Device, Llama, ModelError};
 
 /// The model on the host.
@@ -132,19 +132,17 @@ impl Device for Cpu {
         ctx: &ExecutionContext<HostMemory>,
         x: &Buf<'_, Self>,
         layer: usize,
-        [q, k, v]: [&mut Buf<'_, Self>; 3],
+        qkv: [&mut Buf<'_, Self>; 3],
     ) -> Result<(), ModelError> {
         let c = self.model.config();
         if x.len() != c.dim {
             // A block of tokens: three matrix-matrix products.
-            self.project(ctx, x, layer, Matrix::Wq, q)?;
-            self.project(ctx, x, layer, Matrix::Wk, k)?;
-            return self.project(ctx, x, layer, Matrix::Wv, v);
+            return qkv_separately(self, ctx, x, layer, qkv);
         }
         let (lay, n) = (self.model.layout(), c.n_layers);
         let ws =
             [Matrix::Wq, Matrix::Wk, Matrix::Wv].map(|m| self.weights(lay.matrix(m, layer, n)));
-        gemv_many(ctx, self.isa, ws, x, [q, k, v].map(|b| &mut b[..]));
+        gemv_many(ctx, self.isa, ws, x, qkv.map(|b| &mut b[..]));
         Ok(())
     }
 
@@ -158,9 +156,7 @@ impl Device for Cpu {
     ) -> Result<(), ModelError> {
         let c = self.model.config();
         if x.len() != c.dim {
-            self.project(ctx, x, layer, Matrix::W1, gate)?;
-            self.project(ctx, x, layer, Matrix::W3, up)?;
-            return self.swiglu(ctx, gate, up);
+            return gate_up_separately(self, ctx, x, layer, gate, up);
         }
         let (lay, n) = (self.model.layout(), c.n_layers);
         let w1 = self.weights(lay.matrix(Matrix::W1, layer, n));

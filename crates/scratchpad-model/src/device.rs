@@ -118,11 +118,9 @@ pub trait Device {
         ctx: &ExecutionContext<Self::Memory>,
         x: &Buf<'_, Self>,
         layer: usize,
-        [q, k, v]: [&mut Buf<'_, Self>; 3],
+        qkv: [&mut Buf<'_, Self>; 3],
     ) -> Result<(), ModelError> {
-        self.project(ctx, x, layer, Matrix::Wq, q)?;
-        self.project(ctx, x, layer, Matrix::Wk, k)?;
-        self.project(ctx, x, layer, Matrix::Wv, v)
+        qkv_separately(self, ctx, x, layer, qkv)
     }
 
     /// The feed-forward's way up: `gate` ← `silu(W1 · x) ⊙ (W3 · x)`, with
@@ -137,9 +135,7 @@ pub trait Device {
         gate: &mut Buf<'_, Self>,
         up: &mut Buf<'_, Self>,
     ) -> Result<(), ModelError> {
-        self.project(ctx, x, layer, Matrix::W1, gate)?;
-        self.project(ctx, x, layer, Matrix::W3, up)?;
-        self.swiglu(ctx, gate, up)
+        gate_up_separately(self, ctx, x, layer, gate, up)
     }
 
     /// `table` ← the rotations of the step's positions:
@@ -223,4 +219,33 @@ pub trait Device {
     {
         crate::llama::forward(self, ctx, tokens, pos)
     }
+}
+
+/// [`Device::project_qkv`] as three [`Device::project`]s: the default, and
+/// what a device that fuses them does where it does not (a block).
+pub(crate) fn qkv_separately<D: Device + ?Sized>(
+    d: &mut D,
+    ctx: &ExecutionContext<D::Memory>,
+    x: &Buf<'_, D>,
+    layer: usize,
+    [q, k, v]: [&mut Buf<'_, D>; 3],
+) -> Result<(), ModelError> {
+    d.project(ctx, x, layer, Matrix::Wq, q)?;
+    d.project(ctx, x, layer, Matrix::Wk, k)?;
+    d.project(ctx, x, layer, Matrix::Wv, v)
+}
+
+/// [`Device::project_gate_up`] as two [`Device::project`]s and
+/// [`Device::swiglu`]: the default, and a fusing device's way for a block.
+pub(crate) fn gate_up_separately<D: Device + ?Sized>(
+    d: &mut D,
+    ctx: &ExecutionContext<D::Memory>,
+    x: &Buf<'_, D>,
+    layer: usize,
+    gate: &mut Buf<'_, D>,
+    up: &mut Buf<'_, D>,
+) -> Result<(), ModelError> {
+    d.project(ctx, x, layer, Matrix::W1, gate)?;
+    d.project(ctx, x, layer, Matrix::W3, up)?;
+    d.swiglu(ctx, gate, up)
 }
