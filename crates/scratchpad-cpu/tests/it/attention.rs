@@ -44,7 +44,17 @@ fn reference(p: &Attention, q: &[f32], keys: &[f32], values: &[f32]) -> Vec<(f64
 fn attention_matches_the_reference_for_one_query_and_blocks() {
     with_threads(|threads| {
         let ctx = context();
-        for (n_heads, n_kv_heads, head_dim) in [(6, 6, 48), (8, 4, 8), (4, 1, 7), (1, 1, 65)] {
+        for (n_heads, n_kv_heads, head_dim) in [
+            (6, 6, 48),
+            (8, 4, 8),
+            (4, 1, 7),
+            (1, 1, 65),
+            (3, 1, 16),
+            (5, 5, 32),
+            (4, 2, 64),
+            (3, 3, 96),
+            (2, 1, 128),
+        ] {
             for (pos, n_queries) in [(0, 1), (6, 1), (62, 1), (255, 1), (0, 7), (0, 63), (30, 35)] {
                 let p = Attention {
                     n_heads,
@@ -79,6 +89,46 @@ fn attention_matches_the_reference_for_one_query_and_blocks() {
             }
         }
         assert_eq!(ctx.scratch.stats().live_bytes, 0);
+    });
+}
+
+/// A decode step's attention is the last row of the block that ends at its
+/// position, bit for bit, on every path: the one-query kernels for heads of
+/// a known width sum what the block's loops sum, in the same order.
+#[test]
+fn one_query_gives_the_last_row_of_a_block_exactly() {
+    with_threads(|threads| {
+        let ctx = context();
+        for (n_heads, n_kv_heads, head_dim) in [(6, 6, 48), (4, 2, 64), (2, 1, 128), (3, 3, 16)] {
+            let (dim, kv_dim, len) = (n_heads * head_dim, n_kv_heads * head_dim, 77);
+            let (keys, values) = (random(len * kv_dim, 6), random(len * kv_dim, 7));
+            let q = random(len * dim, 8);
+            for isa in Isa::supported() {
+                let block = Attention {
+                    n_heads,
+                    n_kv_heads,
+                    head_dim,
+                    pos: 0,
+                    n_queries: len,
+                    isa,
+                };
+                let mut all = vec![f32::NAN; len * dim];
+                attention(&ctx, &block, &q, &keys, &values, &mut all).unwrap();
+                let one = Attention {
+                    pos: len - 1,
+                    n_queries: 1,
+                    ..block
+                };
+                let mut last = vec![f32::NAN; dim];
+                attention(&ctx, &one, &q[(len - 1) * dim..], &keys, &values, &mut last).unwrap();
+                assert!(
+                    last.iter()
+                        .zip(&all[(len - 1) * dim..])
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{one:?}, {threads} threads: decode differs from the block's last row"
+                );
+            }
+        }
     });
 }
 
