@@ -331,7 +331,9 @@ impl Heads<'_> {
     /// take their scores from blocks of [`KEY_BLOCK`] key rows transposed
     /// into `keys_t` (`KEY_BLOCK × kv_dim`): sixteen positions per vector,
     /// one multiply-add per dimension, where a dot product per position
-    /// spent most of its time reducing a half-empty vector.
+    /// spent most of its time reducing a half-empty vector. Heads of 16,
+    /// 32, 48, 64, 96 or 128 go to [`Heads::run_decode_fixed`], which reads
+    /// the keys once and the values once per pair of heads.
     #[inline(always)]
     fn run_decode(
         &self,
@@ -476,8 +478,9 @@ impl Heads<'_> {
     /// multiply-adds and one reduction, and a group of heads keeps its
     /// outputs in registers over every position (a head's width given at
     /// run time compiled to two-float loads and an output summed in
-    /// memory, five times slower at 6 × 48). The same sums in the same
-    /// order as the width-generic loops, so the same numbers.
+    /// memory: 2.6 times slower at 6 × 48 over 256 positions). The same
+    /// sums in the same order as the width-generic loops, so the same
+    /// numbers.
     #[inline(always)]
     fn run_decode_fixed<const HD: usize>(
         &self,
@@ -502,14 +505,14 @@ impl Heads<'_> {
         } = *self;
         let len = pos + 1;
         let fixed = |s: &[f32]| -> [f32; HD] { s[..HD].try_into().expect("a head") };
-        for (j, qh) in q[h0 * HD..][..out.len()].chunks_exact(HD).enumerate() {
-            let kv_offset = ((h0 + j) / group) * HD;
-            for (t, s) in scores[j * ctx_len..][..len].iter_mut().enumerate() {
-                *s = lanes.dot(qh, &keys[t * kv_dim + kv_offset..][..HD]) * scale;
+        for t in 0..len {
+            let krow = &keys[t * kv_dim..][..kv_dim];
+            for (j, qh) in q[h0 * HD..][..out.len()].chunks_exact(HD).enumerate() {
+                let kh = &krow[((h0 + j) / group) * HD..][..HD];
+                scores[j * ctx_len + t] = lanes.dot(qh, kh) * scale;
             }
         }
-        let n = out.len() / HD;
-        for j in 0..n {
+        for j in 0..out.len() / HD {
             softmax(&mut scores[j * ctx_len..][..len]);
         }
         for (g, o) in out.chunks_mut(GROUP * HD).enumerate() {
