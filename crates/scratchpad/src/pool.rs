@@ -422,7 +422,14 @@ impl<M: Memory> Core<M> {
     /// Serves a request for a scope at `depth`, returning the lease's slot
     /// (or [`EMPTY_SLOT`]), its address and whether it is known to be zero.
     /// `align` must be a power of two no larger than [`BLOCK_ALIGN`].
-    #[inline]
+    ///
+    /// Always inlined into [`crate::Scope`]'s acquire, as `release` is into
+    /// the lease's drop. Left to the compiler, it was inlined in some
+    /// binaries (`pool_ops`) and a call in others, its result passed
+    /// through memory: in a loop of steps of 64 pairs built as the benches
+    /// are, 147 instructions a warm `arena` pair instead of 116 (callgrind),
+    /// 7.3 ns instead of 5.9.
+    #[inline(always)]
     pub(crate) fn acquire(
         &mut self,
         bytes: usize,
