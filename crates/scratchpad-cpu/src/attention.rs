@@ -271,7 +271,7 @@ impl Heads<'_> {
     /// Head `h`: its queries' scores into `scores` (n_queries × ctx_len) and
     /// outputs into `out` (n_queries × head_dim).
     #[inline(always)]
-    fn run(&self, h: usize, scores: &mut [f32], out: &mut [f32]) {
+    fn run(&self, lanes: impl HeadDot, h: usize, scores: &mut [f32], out: &mut [f32]) {
         let Heads {
             q,
             keys,
@@ -286,12 +286,15 @@ impl Heads<'_> {
             scale,
         } = *self;
         let kv_offset = (h / group) * head_dim;
+        // Whole vectors: the SIMD path's dot product (the same sums).
+        let wide = head_dim.is_multiple_of(16);
         for i in 0..n_queries {
             let len = pos + i + 1;
             let qv = &q[i * dim + h * head_dim..][..head_dim];
             let row = &mut scores[i * ctx_len..][..len];
             for (t, s) in row.iter_mut().enumerate() {
-                *s = dot(qv, &keys[t * kv_dim + kv_offset..][..head_dim]) * scale;
+                let k = &keys[t * kv_dim + kv_offset..][..head_dim];
+                *s = if wide { lanes.dot(qv, k) } else { dot(qv, k) } * scale;
             }
             softmax(row);
             // Sixteen output lanes at a time, accumulated in a register over
@@ -599,7 +602,7 @@ impl Heads<'_> {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `attention` asserted that the CPU supports AVX2 and FMA.
             Isa::Avx2 => unsafe { self.run_avx2(h, scores, out) },
-            _ => self.run(h, scores, out),
+            _ => self.run(Portable, h, scores, out),
         }
     }
 
@@ -609,7 +612,10 @@ impl Heads<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run_avx512(&self, h: usize, scores: &mut [f32], out: &mut [f32]) {
-        self.run(h, scores, out)
+        // SAFETY: this function's caller checked that the CPU supports
+        // AVX-512F.
+        let lanes = unsafe { x86::Avx512::new() };
+        self.run(lanes, h, scores, out)
     }
 
     /// # Safety
@@ -618,7 +624,9 @@ impl Heads<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self, h: usize, scores: &mut [f32], out: &mut [f32]) {
-        self.run(h, scores, out)
+        // SAFETY: this function's caller checked that the CPU supports AVX2.
+        let lanes = unsafe { x86::Avx2::new() };
+        self.run(lanes, h, scores, out)
     }
 }
 
