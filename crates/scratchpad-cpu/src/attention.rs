@@ -251,6 +251,31 @@ mod x86 {
     }
 }
 
+/// `o = Σ_t p_t v_t` for one head of `HD` floats at `kv_offset` in the
+/// value rows: every lane of the head in registers over the positions,
+/// where sixteen lanes at a time walked the values `HD / 16` times with one
+/// chain of additions each. Each lane is still summed position by position,
+/// so the numbers are the same.
+#[inline(always)]
+fn weighted_sum<const HD: usize>(
+    p: &[f32],
+    values: &[f32],
+    kv_dim: usize,
+    kv_offset: usize,
+    o: &mut [f32],
+) {
+    let mut acc = [0.0f32; HD];
+    for (t, &pt) in p.iter().enumerate() {
+        let v: &[f32; HD] = values[t * kv_dim + kv_offset..][..HD]
+            .try_into()
+            .expect("a head");
+        for i in 0..HD {
+            acc[i] += pt * v[i];
+        }
+    }
+    o.copy_from_slice(&acc);
+}
+
 /// Everything one head needs, shared by the workers.
 #[derive(Clone, Copy)]
 struct Heads<'a> {
@@ -297,28 +322,41 @@ impl Heads<'_> {
                 *s = if wide { lanes.dot(qv, k) } else { dot(qv, k) } * scale;
             }
             softmax(row);
-            // Sixteen output lanes at a time, accumulated in a register over
-            // every position: summing into the output row in memory made a
-            // chain of store-to-load round trips per position.
             let o = &mut out[i * head_dim..][..head_dim];
-            for (c, o_chunk) in o.chunks_mut(16).enumerate() {
-                let offset = kv_offset + 16 * c;
-                if let Ok(o16) = <&mut [f32; 16]>::try_from(&mut *o_chunk) {
-                    let mut acc = [0.0f32; 16];
-                    for (t, &p) in row.iter().enumerate() {
-                        let v: &[f32; 16] = values[t * kv_dim + offset..][..16]
-                            .try_into()
-                            .expect("16 floats");
-                        for l in 0..16 {
-                            acc[l] += p * v[l];
-                        }
-                    }
-                    *o16 = acc;
-                } else {
-                    o_chunk.fill(0.0);
-                    for (t, &p) in row.iter().enumerate() {
-                        for (od, &vd) in o_chunk.iter_mut().zip(&values[t * kv_dim + offset..]) {
-                            *od += p * vd;
+            match head_dim {
+                16 => weighted_sum::<16>(row, values, kv_dim, kv_offset, o),
+                32 => weighted_sum::<32>(row, values, kv_dim, kv_offset, o),
+                48 => weighted_sum::<48>(row, values, kv_dim, kv_offset, o),
+                64 => weighted_sum::<64>(row, values, kv_dim, kv_offset, o),
+                96 => weighted_sum::<96>(row, values, kv_dim, kv_offset, o),
+                128 => weighted_sum::<128>(row, values, kv_dim, kv_offset, o),
+                _ => {
+                    // Sixteen output lanes at a time, accumulated in a
+                    // register over every position: summing into the
+                    // output row in memory made a chain of store-to-load
+                    // round trips per position.
+                    for (c, o_chunk) in o.chunks_mut(16).enumerate() {
+                        let offset = kv_offset + 16 * c;
+                        if let Ok(o16) = <&mut [f32; 16]>::try_from(&mut *o_chunk) {
+                            let mut acc = [0.0f32; 16];
+                            for (t, &p) in row.iter().enumerate() {
+                                let v: &[f32; 16] = values[t * kv_dim + offset..][..16]
+                                    .try_into()
+                                    .expect("16 floats");
+                                for l in 0..16 {
+                                    acc[l] += p * v[l];
+                                }
+                            }
+                            *o16 = acc;
+                        } else {
+                            o_chunk.fill(0.0);
+                            for (t, &p) in row.iter().enumerate() {
+                                for (od, &vd) in
+                                    o_chunk.iter_mut().zip(&values[t * kv_dim + offset..])
+                                {
+                                    *od += p * vd;
+                                }
+                            }
                         }
                     }
                 }
