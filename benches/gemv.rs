@@ -7,15 +7,16 @@
 //! `gemv/<isa>/<m>x<k>/<threads>t`; throughput in bytes of weights read.
 //! Printed first: the best-of-30 read pass, the ceiling every memory-bound
 //! figure is compared with, and the ratio that counts, from read passes and
-//! 32000×288 gemvs alternated for 100 rounds (best of each), both buffers
-//! with transparent huge pages asked for, as the model's weights get.
+//! 32000×288 gemvs alternated for 100 rounds (best of each; the read passes
+//! plain and prefetched in turn), both buffers with transparent huge pages
+//! asked for, as the model's weights get.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scratchpad_benches::{floats, huge_page_floats, thread_pool, time_in_pool};
-use scratchpad_cpu::{CEILING_BYTES, Gemv, Isa, gemv, read_bandwidth, sum};
+use scratchpad_cpu::{CEILING_BYTES, Gemv, Isa, gemv, read_bandwidth, sum, sum_prefetched};
 
 fn bench(c: &mut Criterion) {
     let isa = Isa::detect();
@@ -28,7 +29,8 @@ fn bench(c: &mut Criterion) {
     );
     // The ratio: read passes and 32000×288 gemvs alternated for 100 rounds
     // on one thread, best of each, so both see the same machine (this VM's
-    // bandwidth drifts by a third between seconds).
+    // bandwidth drifts by a third between seconds). The passes are plain and
+    // prefetched in turn, as `read_bandwidth`'s are: the gemv prefetches.
     let (m, k) = (32000, 288);
     let (w_map, x, mut y) = (
         huge_page_floats(m * k, |_| 0.01),
@@ -43,7 +45,10 @@ fn bench(c: &mut Criterion) {
     let (mut read_best, mut gemv_best) = (0.0f64, Duration::MAX);
     time_in_pool(&thread_pool(1), 0, |ctx| {
         for round in 0..=100 {
-            let read = read_bandwidth(ceiling_buffer, 1, isa).gb_per_s();
+            let read_pass = if round % 2 == 1 { sum_prefetched } else { sum };
+            let start = std::time::Instant::now();
+            black_box(read_pass(black_box(ceiling_buffer), isa));
+            let read = size_of_val(ceiling_buffer) as f64 / start.elapsed().as_secs_f64() / 1e9;
             let start = std::time::Instant::now();
             gemv(ctx, &Gemv { m, k, isa }, w, &x, &mut y);
             let elapsed = start.elapsed();
