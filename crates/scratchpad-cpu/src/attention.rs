@@ -276,6 +276,42 @@ fn weighted_sum<const HD: usize>(
     o.copy_from_slice(&acc);
 }
 
+/// `$fixed` with `$hd` a constant equal to `$width` when the width is one
+/// the loops are compiled for (16, 32, 48, 64, 96 or 128: the Llamas' head
+/// sizes that are whole vectors), else `$other`. The one list of those
+/// widths, for the one-query and the block paths.
+macro_rules! at_fixed_width {
+    ($width:expr, $hd:ident => $fixed:expr, _ => $other:expr $(,)?) => {
+        match $width {
+            16 => {
+                const $hd: usize = 16;
+                $fixed
+            }
+            32 => {
+                const $hd: usize = 32;
+                $fixed
+            }
+            48 => {
+                const $hd: usize = 48;
+                $fixed
+            }
+            64 => {
+                const $hd: usize = 64;
+                $fixed
+            }
+            96 => {
+                const $hd: usize = 96;
+                $fixed
+            }
+            128 => {
+                const $hd: usize = 128;
+                $fixed
+            }
+            _ => $other,
+        }
+    };
+}
+
 /// Everything one head needs, shared by the workers.
 #[derive(Clone, Copy)]
 struct Heads<'a> {
@@ -323,13 +359,8 @@ impl Heads<'_> {
             }
             softmax(row);
             let o = &mut out[i * head_dim..][..head_dim];
-            match head_dim {
-                16 => weighted_sum::<16>(row, values, kv_dim, kv_offset, o),
-                32 => weighted_sum::<32>(row, values, kv_dim, kv_offset, o),
-                48 => weighted_sum::<48>(row, values, kv_dim, kv_offset, o),
-                64 => weighted_sum::<64>(row, values, kv_dim, kv_offset, o),
-                96 => weighted_sum::<96>(row, values, kv_dim, kv_offset, o),
-                128 => weighted_sum::<128>(row, values, kv_dim, kv_offset, o),
+            at_fixed_width! { head_dim,
+                HD => weighted_sum::<HD>(row, values, kv_dim, kv_offset, o),
                 _ => {
                     // Sixteen output lanes at a time, accumulated in a
                     // register over every position: summing into the
@@ -372,9 +403,9 @@ impl Heads<'_> {
     /// take their scores from blocks of [`KEY_BLOCK`] key rows transposed
     /// into `keys_t` (`KEY_BLOCK × kv_dim`): sixteen positions per vector,
     /// one multiply-add per dimension, where a dot product per position
-    /// spent most of its time reducing a half-empty vector. Heads of 16,
-    /// 32, 48, 64, 96 or 128 go to [`Heads::run_decode_fixed`], which reads
-    /// the keys once and the values once per pair of heads.
+    /// spent most of its time reducing a half-empty vector. Heads of a
+    /// width `at_fixed_width!` lists go to [`Heads::run_decode_fixed`],
+    /// which reads the keys once and the values once per pair of heads.
     #[inline(always)]
     fn run_decode(
         &self,
@@ -398,13 +429,8 @@ impl Heads<'_> {
         } = *self;
         let n = out.len() / head_dim;
         let len = pos + 1;
-        match head_dim {
-            16 => return self.run_decode_fixed::<16>(lanes, h0, scores, out),
-            32 => return self.run_decode_fixed::<32>(lanes, h0, scores, out),
-            48 => return self.run_decode_fixed::<48>(lanes, h0, scores, out),
-            64 => return self.run_decode_fixed::<64>(lanes, h0, scores, out),
-            96 => return self.run_decode_fixed::<96>(lanes, h0, scores, out),
-            128 => return self.run_decode_fixed::<128>(lanes, h0, scores, out),
+        at_fixed_width! { head_dim,
+            HD => return self.run_decode_fixed::<HD>(lanes, h0, scores, out),
             _ => {}
         }
         if head_dim < 16 && keys_t.len() >= KEY_BLOCK * kv_dim {
